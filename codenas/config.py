@@ -1,0 +1,407 @@
+"""The typed, frozen config of a search, loaded from YAML and validated before anything runs.
+
+``load_config(path, overrides)`` reads a YAML file (or the packaged default, the digits MLP
+search), applies ``key=value`` overrides and validates everything into frozen pydantic models.
+Any problem is one :class:`~codenas.errors.ConfigError` naming the file and the key path::
+
+    configs/my.yaml: space.width: min <= max must hold, got min=256 max=8
+
+The ``space:`` and ``data:`` sections are validated by the models of the space and dataset they
+name, so a space or dataset brings its own keys without this module knowing them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
+
+from codenas.errors import CodenasError, ConfigError
+from codenas.schema import Frozen
+
+DEFAULT_CONFIG = "digits-mlp"
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class StudyConfig(Frozen):
+    """``study:``: the Optuna study and where it is stored."""
+
+    name: str = "digits-mlp"
+    trials: int = Field(30, ge=1)
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    storage: str = "sqlite:///optuna.db"
+    heartbeat_interval: int = Field(10, ge=1)  # seconds between a running trial's heartbeats
+    grace_period: int = Field(60, ge=2)  # seconds without a heartbeat before a trial is stale
+    retries: int = Field(1, ge=0)  # re-runs of a trial whose worker died, same parameters
+
+    @model_validator(mode="after")
+    def _heartbeat(self) -> StudyConfig:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                "grace_period > heartbeat_interval must hold, got "
+                f"grace_period={self.grace_period} heartbeat_interval={self.heartbeat_interval}"
+            )
+        return self
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, value: str) -> str:
+        if value not in SAMPLERS:
+            from codenas.errors import unknown_name_message
+
+            raise ValueError(unknown_name_message("sampler", value, SAMPLERS))
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a study needs a non-empty name")
+        return value
+
+
+class TrackingConfig(Frozen):
+    """``tracking:``: the MLflow backend and experiment."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str | None = None  # default: the study name
+    enabled: bool = True
+
+
+class TrainConfig(Frozen):
+    """``train:``: the brief-training budget and optimiser of every trial."""
+
+    epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    max_time: float | None = Field(None, gt=0)  # seconds
+    batch_size: int = Field(64, ge=1)
+    optimizer: str = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    accelerator: str = "auto"
+    precision: str = "32-true"
+    threads: int | None = Field(None, ge=1)  # torch threads per worker; default: cores / workers
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, value: str) -> str:
+        if value not in OPTIMIZERS:
+            from codenas.errors import unknown_name_message
+
+            raise ValueError(unknown_name_message("optimizer", value, OPTIMIZERS))
+        return value
+
+
+class MetricsConfig(Frozen):
+    """``metrics:``: which coding metrics to log besides the objectives, and on how many rows."""
+
+    samples: int = Field(2048, ge=10)
+    log: tuple[str, ...] = ("dead_fraction", "effective_rank", "capacity_usage")
+
+    @field_validator("log", mode="before")
+    @classmethod
+    def _as_tuple(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("log")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from codenas.search.objectives import check_metric_name
+
+        for name in value:
+            check_metric_name(name)
+        return value
+
+
+class ObjectiveConfig(Frozen):
+    """One objective: a metric name and its direction (default: the metric's own)."""
+
+    metric: str
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"metric": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> ObjectiveConfig:
+        from codenas.search.objectives import check_objective
+
+        direction = check_objective(self.metric, self.direction)
+        object.__setattr__(self, "direction", direction)
+        return self
+
+
+_CONSTRAINT = re.compile(r"^\s*([\w./-]+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
+
+
+class ConstraintConfig(Frozen):
+    """A constraint ``metric <= bound`` or ``metric >= bound``, given as that string."""
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _CONSTRAINT.match(value)
+            if not match:
+                raise ValueError(
+                    f"expected 'METRIC <= NUMBER' or 'METRIC >= NUMBER', got {value!r}"
+                )
+            return {"metric": match[1], "op": match[2], "bound": float(match[3])}
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from codenas.search.objectives import check_metric_name
+
+        check_metric_name(value)
+        return value
+
+    def violation(self, value: float) -> float:
+        """Optuna's constraint value: <= 0 when satisfied."""
+        return value - self.bound if self.op == "<=" else self.bound - value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+_DEFAULT_OBJECTIVES = (
+    {"metric": "val_accuracy", "direction": "maximize"},
+    {"metric": "capacity_usage", "direction": "maximize"},
+    {"metric": "params", "direction": "minimize"},
+)
+
+
+class Config(Frozen):
+    """A whole search: ``study``, ``data``, ``space``, ``train``, ``metrics``, ``objectives``,
+    ``constraints`` and ``tracking``."""
+
+    study: StudyConfig = StudyConfig()
+    data: SerializeAsAny[Any] = None
+    space: SerializeAsAny[Any] = None
+    train: TrainConfig = TrainConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    objectives: tuple[ObjectiveConfig, ...] = Field(default=_DEFAULT_OBJECTIVES, min_length=1)
+    constraints: tuple[ConstraintConfig, ...] = ()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique(cls, value: tuple[ObjectiveConfig, ...]) -> tuple[ObjectiveConfig, ...]:
+        names = [o.metric for o in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"each metric may be an objective once, got {', '.join(dupes)} twice")
+        return value
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.study.name
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.metric for o in self.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [str(o.direction) for o in self.objectives]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict; ``Config.from_dict(c.to_dict()) == c``."""
+        return json.loads(self.model_dump_json())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
+        return validate_config(data, source)
+
+    def problem(self) -> dict[str, Any]:
+        """The parts that define what the study measures (all but ``study`` and ``tracking``).
+
+        A stored study is continued only with a config whose problem is the same.
+        """
+        out = self.to_dict()
+        out.pop("study")
+        out.pop("tracking")
+        return out
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _key_path(parts: Sequence[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part != "":
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _format_error(source: str, prefix: str, err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    loc = _key_path((*([prefix] if prefix else []), *first["loc"]))
+    msg = str(first["msg"])
+    for noise in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(noise)
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+        parent, _, key = loc.rpartition(".")
+        return f"{source}: {loc}: unknown key {key!r}" + (f" in {parent!r}" if parent else "")
+    if first["type"] == "missing":
+        return f"{source}: {loc}: required key is missing"
+    if "input" in first and first["type"] not in ("value_error", "assertion_error"):
+        shown = first["input"]
+        if isinstance(shown, (dict, list)) and len(repr(shown)) > 60:
+            shown = type(shown).__name__
+        msg = f"{msg}, got {shown!r}"
+    return f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}"
+
+
+def _validate(model: type[Frozen], data: Any, source: str, prefix: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, prefix, err)) from None
+    except CodenasError as err:  # a registry lookup inside a validator
+        raise ConfigError(f"{source}: {prefix}: {err}") from None
+
+
+def _section(raw: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: {key}: expected a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def validate_config(raw: Any, source: str = "<config>") -> Config:
+    """Validate a parsed YAML mapping into a :class:`Config` (see :func:`load_config`)."""
+    from codenas.search.datasets import DATASETS
+    from codenas.spaces import SPACES
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the config must be a mapping, got {type(raw).__name__}")
+    raw = dict(raw)
+    data_raw = _section(raw, "data", source)
+    space_raw = _section(raw, "space", source)
+    try:
+        entry = DATASETS.get(str(data_raw.get("name", "digits")))
+        space_cls = SPACES.get(str(space_raw.get("name", "mlp")))
+    except CodenasError as err:
+        key = "data.name" if "dataset" in str(err) else "space.name"
+        raise ConfigError(f"{source}: {key}: {err}") from None
+    data_raw.setdefault("name", entry.name)
+    space_raw.setdefault("name", space_cls.name)
+    raw["data"] = _validate(entry.config_model, data_raw, source, "data")
+    raw["space"] = _validate(space_cls.config_model, space_raw, source, "space")
+    config = _validate(Config, raw, source, "")
+    return config
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``key.path=value`` overrides applied (values parsed as YAML)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = out
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(path[: i + 1])
+                raise ConfigError(f"--set {item!r}: {where} is not a mapping, got {child!r}")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def packaged_configs() -> list[str]:
+    """Names of the configs shipped with codenas (usable in place of a path)."""
+    root = resources.files("codenas") / "configs"
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(path: Path, source: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{source}: cannot read the config: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+    return {} if raw is None else raw
+
+
+def resolve_config_path(path: str | Path | None) -> tuple[Path, str]:
+    """The file of ``path``: a YAML file, or the name of a packaged config (default one if None)."""
+    if path is None:
+        path = DEFAULT_CONFIG
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate, str(path)
+    name = str(path).removesuffix(".yaml")
+    if name in packaged_configs():
+        packaged = resources.files("codenas") / "configs" / f"{name}.yaml"
+        return Path(str(packaged)), f"{name} (packaged)"
+    raise ConfigError(
+        f"{path}: no such config file (packaged configs: {', '.join(packaged_configs())})"
+    )
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = ()
+) -> Config:
+    """Load and validate a search config.
+
+    Args:
+        path: a YAML file, the name of a packaged config (``codenas.config.packaged_configs()``),
+            or ``None`` for the default digits MLP search.
+        overrides: ``"key.path=value"`` strings (values parsed as YAML), applied before
+            validation, e.g. ``["train.epochs=3", "space.width.max=512"]``.
+
+    Returns:
+        The frozen :class:`Config`.
+
+    Raises:
+        ConfigError: a one-line message naming the file and key path.
+    """
+    file, source = resolve_config_path(path)
+    raw = _read_yaml(file, source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {type(raw).__name__}")
+    return validate_config(apply_overrides(raw, overrides), source)

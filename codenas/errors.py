@@ -1,0 +1,46 @@
+"""The errors codenas raises on bad input.
+
+Every error a user can cause derives from :class:`CodenasError`; the command line prints its
+message as one line on stderr and exits with status 2. Messages say where (file and key path),
+the rule, the value, and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CodenasError(Exception):
+    """Base class of every error caused by user input (config, data, names, storages)."""
+
+
+class ConfigError(CodenasError, ValueError):
+    """A config file or override is invalid: unknown key, wrong type, impossible range."""
+
+
+class DataError(CodenasError, ValueError):
+    """A dataset cannot be loaded or fails its checks (shape, NaN, labels, size)."""
+
+
+class StorageError(CodenasError, RuntimeError):
+    """An Optuna storage or MLflow tracking backend cannot be reached or used."""
+
+
+class StudyMismatchError(ConfigError):
+    """A config does not match the config the stored study was created with."""
+
+
+class UnknownNameError(CodenasError, KeyError):
+    """A name (metric, space, dataset, sampler, ...) that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
+    """Format "unknown <kind> 'x'. Did you mean 'y'? Available: a, b, c"."""
+    names = sorted(available)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}.{hint} Available: {', '.join(names)}"

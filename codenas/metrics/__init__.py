@@ -1,0 +1,32 @@
+"""Coding metrics: pure functions over activation matrices of shape ``(n_samples, n_units)``.
+
+Knows nothing of Optuna, Lightning or MLflow. To add a metric, write one function decorated
+with :func:`register_metric` in the file of its family and import that file here.
+"""
+
+from codenas.metrics import capacity as _capacity  # noqa: F401  (registers capacity metrics)
+from codenas.metrics.capacity import capacity_usage, dead_fraction, effective_rank
+from codenas.metrics.capture import capture_activations
+from codenas.metrics.compute import compute_metrics
+from codenas.metrics.registry import (
+    METRICS,
+    MetricInfo,
+    all_outputs,
+    get_metric,
+    register_metric,
+    register_run_metric,
+)
+
+__all__ = [
+    "METRICS",
+    "MetricInfo",
+    "all_outputs",
+    "capacity_usage",
+    "capture_activations",
+    "compute_metrics",
+    "dead_fraction",
+    "effective_rank",
+    "get_metric",
+    "register_metric",
+    "register_run_metric",
+]

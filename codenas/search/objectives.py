@@ -1,0 +1,79 @@
+"""Metrics that training produces, and the rules for naming metrics in a config.
+
+The coding metrics live in :mod:`codenas.metrics`; the ones registered here come from the brief
+training itself. ``test_*`` values are logged for every trial but can never be an objective or a
+constraint: the test split is not used for selection.
+"""
+
+from __future__ import annotations
+
+from codenas.errors import ConfigError
+from codenas.metrics import all_outputs, get_metric, register_run_metric
+
+register_run_metric(
+    "val_accuracy", direction="maximize", summary="accuracy on the validation split after training"
+)
+register_run_metric(
+    "val_loss", direction="minimize", summary="loss on the validation split after training"
+)
+register_run_metric(
+    "test_accuracy",
+    direction="maximize",
+    summary="accuracy on the test split (logged, never optimised)",
+)
+register_run_metric(
+    "test_loss", direction="minimize", summary="loss on the test split (logged, never optimised)"
+)
+register_run_metric(
+    "train_loss", direction="minimize", summary="mean training loss over the last epoch"
+)
+register_run_metric("params", direction="minimize", summary="number of trainable parameters")
+
+CLASSIFICATION_ONLY = ("val_accuracy", "test_accuracy")
+
+
+def check_metric_name(name: str) -> str:
+    """Raise a "did you mean" error unless ``name`` is a registered metric (or ``name.key``)."""
+    try:
+        get_metric(name)
+    except KeyError as err:
+        raise ValueError(str(err)) from None
+    return name
+
+
+def check_objective(metric: str, direction: str | None) -> str:
+    """Validate an objective and return its direction (the metric's own when not given)."""
+    check_metric_name(metric)
+    if metric.startswith("test_"):
+        raise ValueError(
+            f"{metric!r} is measured on the test split, which is never used for selection; "
+            "optimise a validation metric (e.g. val_accuracy) instead"
+        )
+    info = get_metric(metric)
+    if direction is None:
+        if info.direction is None:
+            raise ValueError(
+                f"metric {metric!r} has no better direction (higher is not better, nor lower); "
+                "give one: direction: maximize or minimize"
+            )
+        return info.direction
+    return direction
+
+
+def check_against_dataset(names: list[str], *, task: str, has_factors: bool, source: str) -> None:
+    """Refuse metrics the dataset cannot feed (factors it lacks, accuracy on regression)."""
+    for name in names:
+        info = get_metric(name)
+        if "factors" in info.needs and not has_factors:
+            raise ConfigError(
+                f"{source}: metric {name!r} needs known generative factors, which this dataset "
+                "does not have (datasets with factors: shapes, factors, or npz/csv with factors)"
+            )
+        if task != "classification" and ("labels" in info.needs or name in CLASSIFICATION_ONLY):
+            raise ConfigError(
+                f"{source}: metric {name!r} needs class labels, but this dataset is a "
+                f"{task} task"
+            )
+
+
+__all__ = ["all_outputs", "check_against_dataset", "check_metric_name", "check_objective"]

@@ -1,0 +1,458 @@
+"""The driver: config -> dataset -> Optuna study -> trials -> MLflow.
+
+``run(config)`` is what ``codenas search`` calls. It opens (or continues) the study in its
+storage, refuses a config that does not match the stored study, and runs trials with
+``study.optimize`` so that Optuna's heartbeat marks the trial of a killed worker as failed and
+re-queues it once with the same parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codenas.config import Config
+from codenas.errors import StorageError, StudyMismatchError
+from codenas.spaces import Space, Spec, get_space
+
+if TYPE_CHECKING:
+    import optuna
+
+    from codenas.search.datasets import Dataset
+    from codenas.search.evaluate import Evaluator
+    from codenas.search.pareto import FrontRow
+    from codenas.search.tracking import MlflowTracker
+
+CONFIG_ATTR = "codenas.config"
+OBJECTIVES_ATTR = "codenas.objectives"
+_TRACEBACK_CHARS = 4000
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+def make_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retries: int = 1,
+) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, MySQL), checked to connect.
+
+    With ``heartbeat_interval``, running trials send heartbeats; a trial silent for
+    ``grace_period`` seconds (its worker died) becomes FAIL and is re-queued up to ``retries``
+    times with the same parameters.
+    """
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from codenas.search.tracking import mask_url
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several workers share one SQLite file: wait for the lock instead of failing at once.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    elif "://" in url:
+        engine_kwargs["pool_pre_ping"] = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            callback = None
+            if heartbeat_interval is not None:
+                callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=callback,
+            )
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise StorageError(f"cannot open Optuna storage {mask_url(url)!r}: {reason}") from None
+
+
+def storage_for(config: Config) -> optuna.storages.BaseStorage:
+    s = config.study
+    return make_storage(
+        s.storage,
+        heartbeat_interval=s.heartbeat_interval,
+        grace_period=s.grace_period,
+        retries=s.retries,
+    )
+
+
+# ----------------------------------------------------------------------------- sampler
+
+
+def sampler_seed(base: int, *salt: int) -> int:
+    """A seed mixing the study seed with the trial count and worker index.
+
+    A continued study or a second worker must not replay the random start-up draws of the
+    first, which a plain ``seed`` would do.
+    """
+    return int(np.random.SeedSequence([base & 0xFFFFFFFF, *salt]).generate_state(1)[0])
+
+
+def make_sampler(config: Config, seed: int) -> optuna.samplers.BaseSampler:
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from codenas.errors import ConfigError
+
+    cls = {
+        "tpe": optuna.samplers.TPESampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "random": optuna.samplers.RandomSampler,
+        "gp": optuna.samplers.GPSampler,
+    }[config.study.sampler]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return cls(seed=seed, **config.study.sampler_options)
+    except TypeError as err:
+        raise ConfigError(f"study.sampler_options: {err}") from None
+
+
+# ----------------------------------------------------------------------------- study
+
+
+def _diff(stored: Any, given: Any, prefix: str = "") -> list[str]:
+    if isinstance(stored, dict) and isinstance(given, dict):
+        out: list[str] = []
+        for key in sorted(set(stored) | set(given)):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in stored:
+                out.append(f"{name}: not in the stored config")
+            elif key not in given:
+                out.append(f"{name}: missing from the given config")
+            else:
+                out.extend(_diff(stored[key], given[key], name))
+        return out
+    if stored != given:
+        return [f"{prefix}: stored {stored!r}, given {given!r}"]
+    return []
+
+
+def check_study_config(study: optuna.Study, config: Config) -> None:
+    """Raise :class:`StudyMismatchError` unless ``config`` measures what ``study`` measured."""
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    where = f"study {study.study_name!r}"
+    if stored is None:
+        raise StudyMismatchError(
+            f"{where} exists but was not created by codenas; use --study to pick another name"
+        )
+    try:
+        stored_cfg = Config.from_dict(stored, source=f"{where} (stored config)")
+        stored_problem = stored_cfg.problem()
+    except Exception:  # a config stored by another codenas version: compare the raw dicts
+        stored_problem = {k: v for k, v in stored.items() if k not in ("study", "tracking")}
+    diffs = _diff(stored_problem, config.problem())
+    if diffs:
+        shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+        raise StudyMismatchError(
+            f"{where} was created with a different config ({shown}); continue it with the "
+            "same config, or start a new study with --study NEW_NAME"
+        )
+
+
+def open_study(
+    config: Config,
+    storage: optuna.storages.BaseStorage | None = None,
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> tuple[optuna.Study, bool]:
+    """Create the study of ``config``, or load it if it exists and matches.
+
+    Returns:
+        ``(study, created)``: ``created`` is true for the one process that created it.
+    """
+    import optuna
+
+    storage = storage if storage is not None else storage_for(config)
+    name = config.study.name
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=config.directions,
+            sampler=sampler,
+            load_if_exists=False,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        check_study_config(study, config)
+        return study, False
+    study.set_user_attr(CONFIG_ATTR, config.to_dict())
+    study.set_user_attr(OBJECTIVES_ATTR, config.objective_names)
+    return study, True
+
+
+def load_study(study_name: str | None, storage_url: str) -> optuna.Study:
+    """Load an existing study; with ``study_name=None``, the storage's only study."""
+    import optuna
+
+    storage = make_storage(storage_url)
+    names = optuna.get_all_study_names(storage)
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        else:
+            from codenas.errors import ConfigError
+
+            listing = ", ".join(names) if names else "none"
+            raise ConfigError(
+                f"{storage_url}: name the study with --study (studies there: {listing})"
+            )
+    if study_name not in names:
+        from codenas.errors import UnknownNameError, unknown_name_message
+
+        raise UnknownNameError(unknown_name_message(f"study in {storage_url}", study_name, names))
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def stored_config(study: optuna.Study) -> Config:
+    """The config a codenas study was created with."""
+    from codenas.errors import ConfigError
+
+    raw = study.user_attrs.get(CONFIG_ATTR)
+    if raw is None:
+        raise ConfigError(f"study {study.study_name!r} was not created by codenas")
+    return Config.from_dict(raw, source=f"study {study.study_name!r}")
+
+
+# ----------------------------------------------------------------------------- objective
+
+
+def retry_of(trial: optuna.Trial) -> int | None:
+    """The number of the trial that ``trial`` re-runs after its worker died, if any."""
+    attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+    origin = attrs.get("failed_trial")
+    return None if origin is None else int(origin)
+
+
+def trial_seed(config: Config, trial: optuna.Trial) -> int:
+    """The training seed of a trial; a retried trial reuses its original's seed."""
+    origin = retry_of(trial)
+    return int(config.study.seed) * 1_000_003 + (trial.number if origin is None else origin)
+
+
+class Objective:
+    """The Optuna objective: sample a spec, evaluate it, return the objective values.
+
+    Any exception in sampling, building, training or the metrics is recorded on the trial
+    (``fail_reason`` and ``fail_traceback`` user attributes) before Optuna marks it FAIL.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        data: Dataset,
+        space: Space,
+        evaluator: Evaluator,
+        tracker: MlflowTracker | None = None,
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.space = space
+        self.evaluator = evaluator
+        self.tracker = tracker
+
+    def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
+        """Prune a trial whose size already breaks a ``params`` constraint: no training needed."""
+        import optuna
+        import torch
+
+        from codenas.search.training import count_parameters
+        from codenas.spaces import build_model
+
+        bounds = [c for c in self.config.constraints if c.metric == "params"]
+        if not bounds:
+            return
+        with torch.device("meta"):  # count without allocating the weights
+            params = count_parameters(build_model(spec))
+        broken = [c for c in bounds if c.violation(params) > 0]
+        if broken:
+            reason = f"infeasible before training: params={params} breaks {broken[0]}"
+            trial.set_user_attr("prune_reason", reason)
+            trial.set_user_attr("metrics", {"params": float(params)})
+            raise optuna.TrialPruned(reason)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        import optuna
+
+        spec: Spec | None = None
+        try:
+            spec = self.space.sample(trial, self.data.input_shape, self.data.n_outputs)
+            trial.set_user_attr("spec", spec.to_dict())
+            if self.tracker is not None:
+                self.tracker.trial_started(trial, spec, retry_of(trial))
+            self._check_static_constraints(trial, spec)
+            result = self.evaluator.evaluate(spec, seed=trial_seed(self.config, trial))
+            metrics = result.metrics
+            trial.set_user_attr("metrics", metrics)
+            for constraint in self.config.constraints:
+                trial.set_constraint(str(constraint), constraint.violation(metrics[constraint.metric]))
+            values = tuple(float(metrics[name]) for name in self.config.objective_names)
+            bad = [n for n, v in zip(self.config.objective_names, values, strict=True)
+                   if not math.isfinite(v)]
+            if bad:
+                raise ValueError(f"objective {bad[0]!r} is {metrics[bad[0]]}")
+            return values
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+            raise
+        except Exception as err:
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:2000])
+            trial.set_user_attr(
+                "fail_traceback", traceback.format_exc()[-_TRACEBACK_CHARS:]
+            )
+            if self.tracker is not None and spec is None:
+                with contextlib.suppress(Exception):
+                    self.tracker.trial_started(trial, None, retry_of(trial))
+            raise
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def default_threads(workers: int = 1) -> int:
+    """Torch threads per worker: the cores this process may use, split between workers."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+@contextlib.contextmanager
+def _quiet_optuna(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def run(
+    config: Config,
+    *,
+    n_trials: int | None = None,
+    progress: bool = False,
+    quiet: bool = True,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+    worker_index: int = 0,
+    workers: int = 1,
+    source: str = "config",
+) -> optuna.Study:
+    """Run ``n_trials`` more trials of the search ``config`` (default ``study.trials``).
+
+    Running the same config again continues the same study. Every trial is tracked in MLflow
+    (unless ``tracking.enabled`` is false).
+
+    Args:
+        config: the validated config (see :func:`codenas.load_config`).
+        n_trials: trials to add to the study; default ``config.study.trials``.
+        progress: draw codenas's progress bar on stderr.
+        quiet: silence Optuna's per-trial log lines (failures still reach the progress bar,
+            Optuna's trial attributes and MLflow).
+        callbacks: extra Optuna callbacks, called after each trial.
+        worker_index: index of this worker among ``workers`` on one machine (seeds, threads).
+        workers: number of workers sharing the machine's cores.
+        source: where the config came from, for error messages.
+
+    Returns:
+        The Optuna study.
+
+    Raises:
+        CodenasError: a bad config, dataset or storage, before any training.
+    """
+    import torch
+
+    from codenas.search.datasets import load_dataset
+    from codenas.search.evaluate import Evaluator
+
+    n_trials = config.study.trials if n_trials is None else n_trials
+    torch.set_num_threads(config.train.threads or default_threads(workers))
+
+    space = get_space(config.space.name)(config.space)
+    data = load_dataset(config.data)
+    space.check_input(data.input_shape)
+    evaluator = Evaluator(config, data, source=source)
+
+    storage = storage_for(config)
+    with _quiet_optuna(quiet):
+        study, created = open_study(config, storage)
+    seed = sampler_seed(config.study.seed, len(study.trials), worker_index, os.getpid())
+    study.sampler = make_sampler(config, seed)
+
+    tracker = None
+    if config.tracking.enabled:
+        from codenas.search.tracking import MlflowTracker
+
+        tracker = MlflowTracker(config, study, created=created)
+    objective = Objective(config, data, space, evaluator, tracker)
+
+    bar = None
+    if progress:
+        from codenas.search.progress import ProgressBar
+
+        bar = ProgressBar(n_trials, config.objective_names, config.directions)
+    all_callbacks: list[Callable[..., None]] = []
+    if tracker is not None:
+        all_callbacks.append(tracker)
+    if bar is not None:
+        all_callbacks.append(bar)
+    all_callbacks.extend(callbacks)
+
+    if tracker is not None:
+        tracker.set_parent_status("RUNNING")
+    try:
+        with _quiet_optuna(quiet):
+            study.optimize(objective, n_trials=n_trials, catch=(Exception,),
+                           callbacks=all_callbacks, gc_after_trial=False)
+    finally:
+        if bar is not None:
+            bar.close()
+        if tracker is not None:
+            # A Ctrl-C leaves the interrupted trial FAIL in Optuna with its run RUNNING:
+            # reconcile ends that run as KILLED before the process exits.
+            with contextlib.suppress(Exception):
+                tracker.reconcile()
+                tracker.update_front(study)
+                tracker.set_parent_status("FINISHED")
+    return study
+
+
+def front(
+    study: optuna.Study | None = None,
+    *,
+    study_name: str | None = None,
+    storage: str = "sqlite:///optuna.db",
+) -> list[FrontRow]:
+    """The current Pareto front of a study, as :class:`~codenas.search.pareto.FrontRow` s."""
+    from codenas.search.pareto import front_rows
+
+    if study is None:
+        study = load_study(study_name, storage)
+    return front_rows(study)
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

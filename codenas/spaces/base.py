@@ -1,0 +1,135 @@
+"""What every search space is: a config, a frozen spec, ``sample`` and ``build``.
+
+A space turns an Optuna trial into a :class:`Spec` (plain, frozen, JSON-serialisable) and a spec
+into a ``torch.nn.Module``. The two steps are kept apart so that the spec MLflow logged rebuilds
+the exact model without Optuna. Built modules expose ``hidden_layers``, an ``nn.ModuleList`` whose
+outputs are the hidden representations the coding metrics read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from codenas.errors import ConfigError
+from codenas.registry import Registry
+from codenas.schema import Frozen
+
+if TYPE_CHECKING:
+    import optuna
+    from torch import nn
+
+
+class SpaceConfig(Frozen):
+    """The ``space:`` section of a config; each space subclasses it with its ranges."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A sampled architecture. Subclasses add their fields; every field is JSON-serialisable.
+
+    Attributes:
+        input_shape: shape of one input sample, e.g. ``(64,)`` or ``(1, 8, 8)``.
+        n_outputs: number of classes (or regression targets) of the head.
+    """
+
+    space: ClassVar[str] = ""
+    input_shape: tuple[int, ...]
+    n_outputs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON types, with ``"space"`` first."""
+        out: dict[str, Any] = {"space": self.space}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    def adapt(self, input_shape: tuple[int, ...], n_outputs: int) -> Spec:
+        """The same architecture for another input shape and number of outputs."""
+        return dataclasses.replace(self, input_shape=tuple(input_shape), n_outputs=int(n_outputs))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Spec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        body = {k: v for k, v in data.items() if k != "space"}
+        unknown = sorted(set(body) - names)
+        missing = sorted(names - set(body))
+        if unknown or missing:
+            raise ConfigError(
+                f"invalid {cls.space!r} spec: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"unknown keys {', '.join(unknown)}" if unknown else "",
+                        f"missing keys {', '.join(missing)}" if missing else "",
+                    )
+                    if part
+                )
+            )
+        kwargs = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in body.items()
+        }
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"invalid {cls.space!r} spec: {err}") from None
+
+
+class Space(ABC):
+    """A family of architectures. Subclass it, set the three class attributes, register it."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[SpaceConfig]]
+    spec_type: ClassVar[type[Spec]]
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: SpaceConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> Spec:
+        """Draw one architecture from the trial (parameter names double as MLflow params)."""
+
+    @staticmethod
+    @abstractmethod
+    def build(spec: Spec) -> nn.Module:
+        """The module of ``spec``: deterministic given torch's seed; has ``hidden_layers``."""
+
+    def check_input(self, input_shape: tuple[int, ...]) -> None:
+        """Raise :class:`ConfigError` if this space cannot take inputs of ``input_shape``."""
+
+
+SPACES: Registry[type[Space]] = Registry("search space")
+
+
+def register_space(cls: type[Space]) -> type[Space]:
+    """Class decorator: make a :class:`Space` available by its ``name`` in configs."""
+    SPACES.add(cls.name, cls)
+    return cls
+
+
+def get_space(name: str) -> type[Space]:
+    return SPACES.get(name)
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> Spec:
+    """Rebuild a :class:`Spec` from its :meth:`Spec.to_dict` form (e.g. read from MLflow)."""
+    if not isinstance(data, Mapping) or "space" not in data:
+        raise ConfigError("a spec must be a mapping with a 'space' key")
+    return get_space(str(data["space"])).spec_type.from_dict(data)
+
+
+def build_model(spec: Spec | Mapping[str, Any]) -> nn.Module:
+    """Build the module of a spec (or of its dict form)."""
+    if not isinstance(spec, Spec):
+        spec = spec_from_dict(spec)
+    return get_space(spec.space).build(spec)
