@@ -7,7 +7,6 @@ and exit status 2; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -78,8 +77,10 @@ def _next_steps(config: Any) -> None:
 
     storage = mask_url(config.study.storage)
     print("\nnext:")
-    print(f"  codenas ui --tracking-uri {mask_url(config.tracking.uri)}   "
-          f"(or: {ui_command(config.tracking.uri)})")
+    print(
+        f"  codenas ui --tracking-uri {mask_url(config.tracking.uri)}   "
+        f"(or: {ui_command(config.tracking.uri)})"
+    )
     print("    runs table -> filter: tags.`codenas.pareto` = 'true'")
     print(f"  optuna-dashboard {storage}")
     print(f"  codenas front --study {config.study.name} --storage {storage}")
@@ -95,11 +96,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     _, source = resolve_config_path(args.config)
     config = codenas.load_config(args.config, _search_overrides(args))
     n_trials = args.trials if args.trials is not None else config.study.trials
-    print(
-        f"codenas search: study {config.study.name!r} ({source}), {n_trials} trials, "
-        f"objectives: {', '.join(f'{o.metric} ({o.direction})' for o in config.objectives)}",
-        file=sys.stderr,
-    )
     study = codenas.search.run(
         config, n_trials=n_trials, progress=not args.no_progress, source=source
     )
@@ -121,8 +117,9 @@ def cmd_front(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(pareto.to_csv(rows, names), end="")
     else:
-        print(f"Pareto front of study {study.study_name!r}: {len(rows)} of "
-              f"{len(study.trials)} trials")
+        print(
+            f"Pareto front of study {study.study_name!r}: {len(rows)} of {len(study.trials)} trials"
+        )
         print(pareto.format_table(rows, names))
     return 0
 
@@ -139,9 +136,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     mlflow = shutil.which("mlflow")
     cmd = [mlflow] if mlflow else [sys.executable, "-m", "mlflow"]
     cmd += ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop). Runs table: "
-          f"http://127.0.0.1:{args.port}/#/experiments/<id>/runs, filter "
-          "tags.`codenas.pareto` = 'true' for the Pareto front.", file=sys.stderr)
+    print(
+        f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop). Runs table: "
+        f"http://127.0.0.1:{args.port}/#/experiments/<id>/runs, filter "
+        "tags.`codenas.pareto` = 'true' for the Pareto front.",
+        file=sys.stderr,
+    )
     return subprocess.call(cmd)
 
 
@@ -206,39 +206,74 @@ def build_parser() -> argparse.ArgumentParser:
         "command again continues the same study; a config that does not match the stored "
         "study is refused.",
     )
-    p.add_argument("config", nargs="?", default=None,
-                   help="YAML config file, or the name of a packaged config "
-                   "(default: digits-mlp, MLPs on scikit-learn's digits)")
-    p.add_argument("--trials", type=int, metavar="N",
-                   help="trials to add to the study (default: study.trials of the config)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help="YAML config file, or the name of a packaged config "
+        "(default: digits-mlp, MLPs on scikit-learn's digits)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="trials to add to the study (default: study.trials of the config)",
+    )
     p.add_argument("--study", metavar="NAME", help="study name (default: study.name)")
-    p.add_argument("--storage", metavar="URL",
-                   help=f"Optuna storage URL (default: study.storage, {DEFAULT_STORAGE})")
-    p.add_argument("--tracking-uri", metavar="URI",
-                   help=f"MLflow tracking URI (default: tracking.uri, {DEFAULT_TRACKING})")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help=f"Optuna storage URL (default: study.storage, {DEFAULT_STORAGE})",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help=f"MLflow tracking URI (default: tracking.uri, {DEFAULT_TRACKING})",
+    )
     p.add_argument("--seed", type=int, metavar="S", help="sampler and training seed (study.seed)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any config key, value parsed as YAML; repeatable "
-                   "(e.g. --set train.epochs=5 --set 'space.shape=[funnel, constant]')")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any config key, value parsed as YAML; repeatable "
+        "(e.g. --set train.epochs=5 --set 'space.shape=[funnel, constant]')",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("front", help="print the Pareto front of a study",
-                       description="Print the current Pareto front: trial number, state, "
-                       "objective values, the spec and the MLflow run id.")
+    p = sub.add_parser(
+        "front",
+        help="print the Pareto front of a study",
+        description="Print the current Pareto front: trial number, state, "
+        "objective values, the spec and the MLflow run id.",
+    )
     p.add_argument("--study", metavar="NAME", help="study name (default: the storage's only study)")
-    p.add_argument("--storage", metavar="URL", default=DEFAULT_STORAGE,
-                   help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
-                   help="output format; json is a list of {trial, state, values, spec, "
-                   "mlflow_run_id, metrics} (default: table)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="output format; json is a list of {trial, state, values, spec, "
+        "mlflow_run_id, metrics} (default: table)",
+    )
     p.set_defaults(func=cmd_front)
 
-    p = sub.add_parser("ui", help="start the MLflow UI on the tracking store (localhost only)",
-                       description="Start `mlflow server` on the tracking URI, bound to "
-                       "127.0.0.1.")
-    p.add_argument("--tracking-uri", metavar="URI", default=DEFAULT_TRACKING,
-                   help=f"MLflow tracking URI (default: {DEFAULT_TRACKING})")
+    p = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the tracking store (localhost only)",
+        description="Start `mlflow server` on the tracking URI, bound to 127.0.0.1.",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        default=DEFAULT_TRACKING,
+        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING})",
+    )
     p.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     p.set_defaults(func=cmd_ui)
 
@@ -269,8 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(err))
         return 2
     except KeyboardInterrupt:
-        print("\ncodenas: interrupted; the running trial was recorded as failed. Run the same "
-              "command again to continue the study.", file=sys.stderr)
+        print(
+            "\ncodenas: interrupted; the running trial was recorded as failed. Run the same "
+            "command again to continue the study.",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:  # `codenas front | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -76,6 +76,7 @@ class TrackingConfig(Frozen):
     uri: str = "sqlite:///mlflow.db"
     experiment: str | None = None  # default: the study name
     enabled: bool = True
+    retry_for: float = Field(300.0, ge=0)  # seconds an unreachable backend is retried
 
 
 class TrainConfig(Frozen):
@@ -329,7 +330,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with ``key.path=value`` overrides applied (values parsed as YAML)."""
+    """A copy of ``raw`` with ``key.path=value`` overrides applied (values parsed as YAML)."""
     out = copy.deepcopy(raw)
     for item in overrides:
         path, value = _parse_override(item)
@@ -383,9 +384,7 @@ def resolve_config_path(path: str | Path | None) -> tuple[Path, str]:
     )
 
 
-def load_config(
-    path: str | Path | None = None, overrides: Sequence[str] = ()
-) -> Config:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Load and validate a search config.
 
     Args:

@@ -52,7 +52,9 @@ class IntRange(Frozen):
         if self.step < 1:
             raise ValueError(f"step >= 1 must hold, got step={self.step}")
         if self.log and self.step != 1:
-            raise ValueError("log and step cannot be combined (Optuna samples log ranges with step 1)")
+            raise ValueError(
+                "log and step cannot be combined (Optuna samples log ranges with step 1)"
+            )
         return self
 
     @property

@@ -68,10 +68,13 @@ def row_of(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> FrontRow:
     )
 
 
-def front_rows(study: optuna.Study) -> list[FrontRow]:
-    """The Pareto front of ``study``, sorted by trial number."""
+def front_rows(
+    study: optuna.Study, best: Sequence[optuna.trial.FrozenTrial] | None = None
+) -> list[FrontRow]:
+    """The Pareto front of ``study`` (or the given ``best`` trials), sorted by trial number."""
     names = objective_names(study)
-    return [row_of(t, names) for t in sorted(study.best_trials, key=lambda t: t.number)]
+    best = study.best_trials if best is None else best
+    return [row_of(t, names) for t in sorted(best, key=lambda t: t.number)]
 
 
 def _fmt(value: Any) -> str:
@@ -112,7 +115,9 @@ def format_table(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
@@ -129,13 +134,20 @@ def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     writer.writerow(["trial", "state", *names, "mlflow_run_id", "spec"])
     for r in rows:
         writer.writerow(
-            [r.trial, r.state, *(r.values.get(n) for n in names), r.mlflow_run_id or "",
-             json.dumps(r.spec)]
+            [
+                r.trial,
+                r.state,
+                *(r.values.get(n) for n in names),
+                r.mlflow_run_id or "",
+                json.dumps(r.spec),
+            ]
         )
     return buf.getvalue()
 
 
-def plot_front(study: optuna.Study) -> Figure:
+def plot_front(
+    study: optuna.Study, best: Sequence[optuna.trial.FrozenTrial] | None = None
+) -> Figure:
     """Pairwise scatter plots of every objective pair: all trials grey, the front highlighted.
 
     One panel per pair of objectives reads better than a 3-D plot and works for any number of
@@ -149,20 +161,36 @@ def plot_front(study: optuna.Study) -> Figure:
     names = objective_names(study)
     directions = [d.name.lower() for d in study.directions]
     trials = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
-    front = {t.number for t in study.best_trials}
+    front = {t.number for t in (study.best_trials if best is None else best)}
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))] or [(0, 0)]
-    fig = Figure(figsize=(4.2 * len(pairs), 4.0), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(pairs), 4.0), dpi=90)
     axes = fig.subplots(1, len(pairs), squeeze=False)[0]
     for ax, (i, j) in zip(axes, pairs, strict=True):
         rest = [t for t in trials if t.number not in front]
         best = sorted((t for t in trials if t.number in front), key=lambda t: t.values[i])
-        ax.scatter([t.values[i] for t in rest], [t.values[j] for t in rest], s=18, c="0.7",
-                   label="other trials")
-        ax.scatter([t.values[i] for t in best], [t.values[j] for t in best], s=36, c="tab:red",
-                   label="Pareto front", zorder=3)
+        ax.scatter(
+            [t.values[i] for t in rest],
+            [t.values[j] for t in rest],
+            s=18,
+            c="0.7",
+            label="other trials",
+        )
+        ax.scatter(
+            [t.values[i] for t in best],
+            [t.values[j] for t in best],
+            s=36,
+            c="tab:red",
+            label="Pareto front",
+            zorder=3,
+        )
         for t in best:
-            ax.annotate(str(t.number), (t.values[i], t.values[j]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                str(t.number),
+                (t.values[i], t.values[j]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         arrow = {"maximize": "↑ better", "minimize": "↓ better"}
         ax.set_xlabel(f"{names[i]} ({arrow[directions[i]].replace('↑', '→').replace('↓', '←')})")
         ax.set_ylabel(f"{names[j]} ({arrow[directions[j]]})")
@@ -170,5 +198,8 @@ def plot_front(study: optuna.Study) -> Figure:
             ax.set_xscale("log") if names[i] == "params" else ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"Pareto front of study {study.study_name!r}: {len(front)} of {len(trials)} trials")
+    fig.suptitle(
+        f"Pareto front of study {study.study_name!r}: {len(front)} of {len(trials)} trials"
+    )
+    fig.tight_layout()
     return fig

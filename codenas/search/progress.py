@@ -22,14 +22,27 @@ class ProgressBar:
     on the front; failed and pruned trials are reported on one line each above the bar.
     """
 
-    def __init__(self, total: int, names: list[str], directions: list[str], *,
-                 file: Any = None, disable: bool = False) -> None:
+    def __init__(
+        self,
+        total: int,
+        names: list[str],
+        directions: list[str],
+        *,
+        file: Any = None,
+        disable: bool = False,
+    ) -> None:
         from tqdm.auto import tqdm
 
         self.names = names
         self.directions = directions
-        self.bar = tqdm(total=total, unit="trial", desc="search", file=file or sys.stderr,
-                        disable=disable, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            unit="trial",
+            desc="search",
+            file=file or sys.stderr,
+            disable=disable,
+            dynamic_ncols=True,
+        )
         self.failed = 0
         self.pruned = 0
 

@@ -9,6 +9,7 @@ re-queues it once with the same parameters.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -39,18 +40,41 @@ _TRACEBACK_CHARS = 4000
 # ----------------------------------------------------------------------------- storage
 
 
+class StaleTrialHandler:
+    """Optuna's heartbeat callback for a trial whose worker died, plus codenas's own hooks.
+
+    It re-queues the trial with the same parameters (Optuna's
+    ``RetryHeartbeatStaleTrialCallback``, up to ``retries`` times), then calls each hook
+    (the MLflow tracker ends the trial's run as KILLED).
+    """
+
+    def __init__(self, retries: int) -> None:
+        import optuna
+        from optuna.exceptions import ExperimentalWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
+        self.hooks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._retry(study, trial)
+        for hook in self.hooks:
+            with contextlib.suppress(Exception):  # never let bookkeeping break the search
+                hook(study, trial)
+
+
 def make_storage(
     url: str,
     *,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
-    retries: int = 1,
+    stale_handler: StaleTrialHandler | None = None,
 ) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, MySQL), checked to connect.
 
     With ``heartbeat_interval``, running trials send heartbeats; a trial silent for
-    ``grace_period`` seconds (its worker died) becomes FAIL and is re-queued up to ``retries``
-    times with the same parameters.
+    ``grace_period`` seconds (its worker died) becomes FAIL, and ``stale_handler`` re-queues it.
     """
     import optuna
     from optuna.exceptions import ExperimentalWarning
@@ -66,28 +90,28 @@ def make_storage(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            callback = None
-            if heartbeat_interval is not None:
-                callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
-                heartbeat_stale_trial_callback=callback,
+                heartbeat_stale_trial_callback=stale_handler if heartbeat_interval else None,
             )
     except Exception as err:
         reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise StorageError(f"cannot open Optuna storage {mask_url(url)!r}: {reason}") from None
 
 
-def storage_for(config: Config) -> optuna.storages.BaseStorage:
+def storage_for(
+    config: Config, stale_handler: StaleTrialHandler | None = None
+) -> optuna.storages.BaseStorage:
+    """The storage of ``config``, with heartbeats so a dead worker's trial is retried."""
     s = config.study
     return make_storage(
         s.storage,
         heartbeat_interval=s.heartbeat_interval,
         grace_period=s.grace_period,
-        retries=s.retries,
+        stale_handler=stale_handler or StaleTrialHandler(s.retries),
     )
 
 
@@ -156,7 +180,7 @@ def check_study_config(study: optuna.Study, config: Config) -> None:
         stored_problem = stored_cfg.problem()
     except Exception:  # a config stored by another codenas version: compare the raw dicts
         stored_problem = {k: v for k, v in stored.items() if k not in ("study", "tracking")}
-    diffs = _diff(stored_problem, config.problem())
+    diffs = _diff(stored_problem, json.loads(json.dumps(config.problem())))
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise StudyMismatchError(
@@ -165,18 +189,36 @@ def check_study_config(study: optuna.Study, config: Config) -> None:
         )
 
 
+def _stored_form(config: Config) -> dict[str, Any]:
+    """The config as stored on the study: credentials in URLs masked."""
+    from codenas.search.tracking import mask_url
+
+    data = config.to_dict()
+    data["study"]["storage"] = mask_url(data["study"]["storage"])
+    data["tracking"]["uri"] = mask_url(data["tracking"]["uri"])
+    return data
+
+
 def open_study(
     config: Config,
     storage: optuna.storages.BaseStorage | None = None,
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
+    wait: float = 30.0,
 ) -> tuple[optuna.Study, bool]:
     """Create the study of ``config``, or load it if it exists and matches.
+
+    Creation is atomic in the storage, so among workers starting together exactly one creates
+    the study; the others wait (up to ``wait`` seconds) for it to record its config.
 
     Returns:
         ``(study, created)``: ``created`` is true for the one process that created it.
     """
+    import time
+
     import optuna
+
+    from codenas.search.tracking import CREATED_ATTR
 
     storage = storage if storage is not None else storage_for(config)
     name = config.study.name
@@ -190,10 +232,17 @@ def open_study(
         )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        deadline = time.monotonic() + wait
+        while CONFIG_ATTR not in study.user_attrs and not study.trials:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         check_study_config(study, config)
         return study, False
-    study.set_user_attr(CONFIG_ATTR, config.to_dict())
     study.set_user_attr(OBJECTIVES_ATTR, config.objective_names)
+    study.set_user_attr(CREATED_ATTR, time.time())
+    study.set_user_attr(CONFIG_ATTR, _stored_form(config))  # last: others wait for it
     return study, True
 
 
@@ -240,17 +289,18 @@ def retry_of(trial: optuna.Trial) -> int | None:
     return None if origin is None else int(origin)
 
 
-def trial_seed(config: Config, trial: optuna.Trial) -> int:
-    """The training seed of a trial; a retried trial reuses its original's seed."""
-    origin = retry_of(trial)
+def trial_seed(config: Config, trial: optuna.Trial, origin: int | None) -> int:
+    """The training seed of a trial; a retry (``origin`` set) reuses its original's seed."""
     return int(config.study.seed) * 1_000_003 + (trial.number if origin is None else origin)
 
 
 class Objective:
-    """The Optuna objective: sample a spec, evaluate it, return the objective values.
+    """The Optuna objective: sample a spec, evaluate it, log it, return the objective values.
 
     Any exception in sampling, building, training or the metrics is recorded on the trial
-    (``fail_reason`` and ``fail_traceback`` user attributes) before Optuna marks it FAIL.
+    (``fail_reason`` and ``fail_traceback`` user attributes) before Optuna marks it FAIL. The
+    metrics reach MLflow before the values are returned, so a COMPLETE trial always has them
+    there; if MLflow stays unreachable, the trial fails and the study is stopped (``fatal``).
     """
 
     def __init__(
@@ -266,6 +316,8 @@ class Objective:
         self.space = space
         self.evaluator = evaluator
         self.tracker = tracker
+        self.fatal: Exception | None = None
+        self.last_retry: int | None = None  # the trial the last call re-ran, if a retry
 
     def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
         """Prune a trial whose size already breaks a ``params`` constraint: no training needed."""
@@ -290,38 +342,94 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
 
+        from codenas.search.tracking import TrackingUnavailable, worker_id
+
         spec: Spec | None = None
+        origin = self.last_retry = retry_of(trial)
         try:
+            trial.set_user_attr("worker", worker_id())
             spec = self.space.sample(trial, self.data.input_shape, self.data.n_outputs)
             trial.set_user_attr("spec", spec.to_dict())
             if self.tracker is not None:
-                self.tracker.trial_started(trial, spec, retry_of(trial))
+                self.tracker.trial_started(trial, spec, origin)
             self._check_static_constraints(trial, spec)
-            result = self.evaluator.evaluate(spec, seed=trial_seed(self.config, trial))
+            result = self.evaluator.evaluate(spec, seed=trial_seed(self.config, trial, origin))
             metrics = result.metrics
             trial.set_user_attr("metrics", metrics)
             for constraint in self.config.constraints:
-                trial.set_constraint(str(constraint), constraint.violation(metrics[constraint.metric]))
+                trial.set_constraint(
+                    str(constraint), constraint.violation(metrics[constraint.metric])
+                )
             values = tuple(float(metrics[name]) for name in self.config.objective_names)
-            bad = [n for n, v in zip(self.config.objective_names, values, strict=True)
-                   if not math.isfinite(v)]
+            bad = [
+                n
+                for n, v in zip(self.config.objective_names, values, strict=True)
+                if not math.isfinite(v)
+            ]
             if bad:
                 raise ValueError(f"objective {bad[0]!r} is {metrics[bad[0]]}")
+            if self.tracker is not None:
+                self.tracker.log_metrics(trial, metrics)
             return values
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
             raise
+        except TrackingUnavailable as err:
+            trial.set_user_attr("fail_reason", f"TrackingUnavailable: {err}"[:2000])
+            if self.tracker is not None:
+                self.tracker.down = True
+            self.fatal = err
+            trial.study.stop()
+            raise
         except Exception as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:2000])
-            trial.set_user_attr(
-                "fail_traceback", traceback.format_exc()[-_TRACEBACK_CHARS:]
-            )
+            trial.set_user_attr("fail_traceback", traceback.format_exc()[-_TRACEBACK_CHARS:])
             if self.tracker is not None and spec is None:
                 with contextlib.suppress(Exception):
-                    self.tracker.trial_started(trial, None, retry_of(trial))
+                    self.tracker.trial_started(trial, None, origin)
             raise
+
+
+# ----------------------------------------------------------------------------- budget
+
+
+class Budget:
+    """How many more trials to start; shared between workers when ``value`` is shared.
+
+    A trial that re-runs one whose worker died (a retry) gives its ticket back: the budget
+    counts evaluations the user asked for, and a killed trial has already used one.
+
+    Args:
+        value: an ``int``, or a ``multiprocessing.Value("i")`` shared by several workers.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    @property
+    def left(self) -> int:
+        return int(self._value if isinstance(self._value, int) else self._value.value)
+
+    def take(self) -> bool:
+        if isinstance(self._value, int):
+            if self._value <= 0:
+                return False
+            self._value -= 1
+            return True
+        with self._value.get_lock():
+            if self._value.value <= 0:
+                return False
+            self._value.value -= 1
+            return True
+
+    def give_back(self) -> None:
+        if isinstance(self._value, int):
+            self._value += 1
+            return
+        with self._value.get_lock():
+            self._value.value += 1
 
 
 # ----------------------------------------------------------------------------- run
@@ -358,6 +466,8 @@ def run(
     progress: bool = False,
     quiet: bool = True,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+    enqueue: Sequence[dict[str, Any]] = (),
+    budget: Budget | None = None,
     worker_index: int = 0,
     workers: int = 1,
     source: str = "config",
@@ -365,7 +475,8 @@ def run(
     """Run ``n_trials`` more trials of the search ``config`` (default ``study.trials``).
 
     Running the same config again continues the same study. Every trial is tracked in MLflow
-    (unless ``tracking.enabled`` is false).
+    (unless ``tracking.enabled`` is false). Trials that re-run a dead worker's trial do not
+    count towards ``n_trials``.
 
     Args:
         config: the validated config (see :func:`codenas.load_config`).
@@ -374,6 +485,9 @@ def run(
         quiet: silence Optuna's per-trial log lines (failures still reach the progress bar,
             Optuna's trial attributes and MLflow).
         callbacks: extra Optuna callbacks, called after each trial.
+        enqueue: trial parameters (``{"depth": 2, "width": 64, ...}``) to evaluate first;
+            they count towards ``n_trials``.
+        budget: a :class:`Budget` shared with other workers (overrides ``n_trials``).
         worker_index: index of this worker among ``workers`` on one machine (seeds, threads).
         workers: number of workers sharing the machine's cores.
         source: where the config came from, for error messages.
@@ -382,7 +496,8 @@ def run(
         The Optuna study.
 
     Raises:
-        CodenasError: a bad config, dataset or storage, before any training.
+        CodenasError: a bad config, dataset or storage, before any training; or
+            :class:`~codenas.search.tracking.TrackingUnavailable` if MLflow stayed unreachable.
     """
     import torch
 
@@ -390,17 +505,23 @@ def run(
     from codenas.search.evaluate import Evaluator
 
     n_trials = config.study.trials if n_trials is None else n_trials
+    budget = budget if budget is not None else Budget(n_trials)
     torch.set_num_threads(config.train.threads or default_threads(workers))
 
+    # Every check that can fail on bad input runs before any training.
+    stale = StaleTrialHandler(config.study.retries)
+    storage = storage_for(config, stale)
     space = get_space(config.space.name)(config.space)
     data = load_dataset(config.data)
     space.check_input(data.input_shape)
     evaluator = Evaluator(config, data, source=source)
-
-    storage = storage_for(config)
     with _quiet_optuna(quiet):
         study, created = open_study(config, storage)
-    seed = sampler_seed(config.study.seed, len(study.trials), worker_index, os.getpid())
+    # Alone on a study, a search is reproducible from its seed; beside running workers (or as
+    # one of several), the process id keeps this worker's draws apart from theirs.
+    running = any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+    salt = os.getpid() if workers > 1 or running else 0
+    seed = sampler_seed(config.study.seed, len(study.trials), worker_index, salt)
     study.sampler = make_sampler(config, seed)
 
     tracker = None
@@ -408,13 +529,25 @@ def run(
         from codenas.search.tracking import MlflowTracker
 
         tracker = MlflowTracker(config, study, created=created)
+        stale.hooks.append(tracker.trial_killed)
+    if progress:
+        import sys
+
+        print(
+            f"study {study.study_name!r}: {len(study.trials)} trials so far, {budget.left} "
+            "more; objectives: "
+            + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
+            file=sys.stderr,
+        )
+    for params in enqueue:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
     objective = Objective(config, data, space, evaluator, tracker)
 
     bar = None
     if progress:
         from codenas.search.progress import ProgressBar
 
-        bar = ProgressBar(n_trials, config.objective_names, config.directions)
+        bar = ProgressBar(budget.left, config.objective_names, config.directions)
     all_callbacks: list[Callable[..., None]] = []
     if tracker is not None:
         all_callbacks.append(tracker)
@@ -426,18 +559,31 @@ def run(
         tracker.set_parent_status("RUNNING")
     try:
         with _quiet_optuna(quiet):
-            study.optimize(objective, n_trials=n_trials, catch=(Exception,),
-                           callbacks=all_callbacks, gc_after_trial=False)
+            # One optimize call per trial: the budget is checked before each trial starts,
+            # so workers sharing it never overshoot, and Optuna's heartbeat still runs.
+            while objective.fatal is None and budget.take():
+                objective.last_retry = None
+                study.optimize(
+                    objective,
+                    n_trials=1,
+                    catch=(Exception,),
+                    callbacks=all_callbacks,
+                    gc_after_trial=False,
+                )
+                if objective.last_retry is not None:
+                    budget.give_back()
     finally:
         if bar is not None:
             bar.close()
-        if tracker is not None:
+        if tracker is not None and not tracker.down:
             # A Ctrl-C leaves the interrupted trial FAIL in Optuna with its run RUNNING:
             # reconcile ends that run as KILLED before the process exits.
             with contextlib.suppress(Exception):
                 tracker.reconcile()
-                tracker.update_front(study)
+                tracker.update_front(study, final=True)
                 tracker.set_parent_status("FINISHED")
+    if objective.fatal is not None:
+        raise objective.fatal
     return study
 
 

@@ -1,19 +1,29 @@
 """MLflow tracking of a study: one parent run per study, one nested child run per trial.
 
-The only module of codenas that imports mlflow. It plugs into the search in two places:
-:meth:`MlflowTracker.trial_started` opens the trial's run as soon as its architecture is sampled
-(so a killed process leaves a run that can be marked killed, never a silent gap), and the
-tracker is an Optuna callback (``study.optimize(..., callbacks=[tracker])``) that logs the
-trial's metrics, ends its run with the trial's real state, and keeps the ``codenas.pareto`` tags
-and the parent's Pareto artifacts in step with ``study.best_trials``.
+The only module of codenas that imports mlflow. It plugs into the search in three places:
+
+* :meth:`MlflowTracker.trial_started` (called by the objective) opens the trial's run as soon
+  as its architecture is sampled, so a killed process leaves a run that can be marked killed,
+  never a silent gap;
+* :meth:`MlflowTracker.log_metrics` (called by the objective *before* it returns) logs every
+  metric, so Optuna never records a trial COMPLETE whose metrics did not reach MLflow;
+* the tracker is an Optuna callback (``study.optimize(..., callbacks=[tracker])``) that ends
+  the run with the trial's real state and keeps the ``codenas.pareto`` tags and the parent's
+  Pareto artifacts in step with ``study.best_trials``.
+
+An unreachable tracking backend is retried with a bounded exponential back-off and a visible
+warning (``tracking.retry_for`` seconds in all, 300 by default); past that bound the trial fails
+with the reason and the search stops with a one-line error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +40,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 PARENT_ATTR = "codenas.mlflow_parent_run_id"
+CREATED_ATTR = "codenas.created_at"
 RUN_ATTR = "mlflow_run_id"
 STATUS_OF_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
@@ -91,8 +102,92 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return (db.resolve().parent / "mlartifacts").as_uri()
 
 
-def make_client(tracking_uri: str) -> MlflowClient:
-    """An ``MlflowClient`` on ``tracking_uri``, checked to answer (``StorageError`` if not)."""
+class TrackingUnavailable(StorageError):
+    """The MLflow tracking backend stayed unreachable for longer than ``tracking.retry_for``."""
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+# Error codes of MLflow's REST API that mean "try again later", not "your request is wrong".
+_TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+
+
+def _transient(err: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        return err.error_code in _TRANSIENT_CODES
+    return isinstance(err, (OSError, ConnectionError, TimeoutError)) or type(
+        err
+    ).__module__.startswith(("requests", "urllib3", "sqlalchemy"))
+
+
+def _warn(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"codenas: warning: {message}", file=sys.stderr)
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose calls are retried on transient errors.
+
+    Each call is retried with exponential back-off (1 s, 2 s, 4 s ... at most 30 s apart), a
+    warning printed before each wait, until it has failed for ``retry_for`` seconds; then it
+    raises :class:`TrackingUnavailable`. Errors that are not transient (a bad request) raise at
+    once.
+    """
+
+    def __init__(
+        self, client: MlflowClient, uri: str, retry_for: float, warn: Callable[[str], None] = _warn
+    ) -> None:
+        self._client = client
+        self._uri = uri
+        self._retry_for = retry_for
+        self._warn = warn
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            delay = 1.0
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as err:
+                    if not _transient(err):
+                        raise
+                    waited = time.monotonic() - start
+                    if waited + delay > self._retry_for:
+                        raise TrackingUnavailable(
+                            f"MLflow tracking URI {mask_url(self._uri)!r} unreachable for "
+                            f"{waited:.0f} s ({_reason(err)}); stopped after "
+                            f"tracking.retry_for={self._retry_for:g} s"
+                        ) from None
+                    self._warn(
+                        f"MLflow {mask_url(self._uri)} unreachable ({_reason(err)}); retrying "
+                        f"{name} in {delay:.0f} s ({waited:.0f} of {self._retry_for:g} s)"
+                    )
+                    time.sleep(delay)
+                    delay = min(2 * delay, 30.0)
+
+        return call
+
+
+def make_client(tracking_uri: str, retry_for: float | None = None) -> Any:
+    """An ``MlflowClient`` on ``tracking_uri``, checked to answer (``StorageError`` if not).
+
+    With ``retry_for``, the returned client retries transient errors (:class:`RetryingClient`).
+    """
+    # codenas owns the retry policy: one quick attempt per request inside MLflow, bounded
+    # back-off outside it (users may still set these variables themselves).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     from mlflow.tracking import MlflowClient
 
     _quiet_mlflow()  # after the import: importing mlflow configures its loggers
@@ -101,11 +196,12 @@ def make_client(tracking_uri: str) -> MlflowClient:
         client = MlflowClient(tracking_uri=tracking_uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # mlflow raises many types for an unreachable backend
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise StorageError(
-            f"cannot use MLflow tracking URI {mask_url(tracking_uri)!r}: {reason}"
+            f"cannot use MLflow tracking URI {mask_url(tracking_uri)!r}: {_reason(err)}"
         ) from None
-    return client
+    if retry_for is None:
+        return client
+    return RetryingClient(client, tracking_uri, retry_for)
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -140,22 +236,36 @@ class MlflowTracker:
         created: whether this process created the study; only the creator creates the parent
             run, the others wait for its id, so concurrent workers never make two parents.
         wait_parent: seconds a non-creator waits for the parent run id before creating one.
+        plot_interval: least seconds between two redraws of ``pareto_front.png``.
     """
 
     def __init__(
-        self, config: Config, study: optuna.Study, *, created: bool, wait_parent: float = 30.0
+        self,
+        config: Config,
+        study: optuna.Study,
+        *,
+        created: bool,
+        wait_parent: float = 30.0,
+        plot_interval: float = 30.0,
     ) -> None:
         self.config = config
         self.study = study
         self.uri = config.tracking.uri
-        self.client = make_client(self.uri)
+        self.client = make_client(self.uri, retry_for=config.tracking.retry_for)
         self.experiment_id = ensure_experiment(self.client, config.experiment, self.uri)
         self.parent_run_id = self._parent_run(created, wait_parent)
-        self._pareto_tags: dict[int, bool] = {}
+        self._pareto_tags: dict[int, bool] = self._load_pareto_tags()
         # Runs opened by the callback for trials that failed before their run existed; a
         # finished trial cannot take the run id as an attribute any more.
         self._orphan_runs: dict[int, str] = {}
+        self._metrics_logged: set[int] = set()
         self._front_key: tuple[Any, ...] | None = None
+        self._plot_key: tuple[Any, ...] | None = None
+        self._plot_time = -float("inf")
+        self.plot_interval = plot_interval
+        # Set once the backend stayed unreachable: later callbacks then skip MLflow instead
+        # of waiting out the back-off again for every trial.
+        self.down = False
         self.reconcile()
 
     # ----------------------------------------------------------------------- parent run
@@ -174,19 +284,20 @@ class MlflowTracker:
         run_id = study.user_attrs.get(PARENT_ATTR)
         if self._parent_exists(run_id):
             return str(run_id)
-        if not created:
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                from optuna import load_study
+        # The process that created the study creates the parent run right after it. Another
+        # worker that finds a study this young waits for that run rather than racing to make
+        # a second one; for an older study the creator is gone, so any worker may create it.
+        created_at = float(study.user_attrs.get(CREATED_ATTR, 0.0))
+        if not created and time.time() - created_at < wait:
+            from optuna import load_study
 
+            deadline = created_at + wait
+            while time.time() < deadline:
                 fresh = load_study(study_name=study.study_name, storage=study._storage)
                 run_id = fresh.user_attrs.get(PARENT_ATTR)
                 if self._parent_exists(run_id):
                     return str(run_id)
-                found = self._find_parent()
-                if found:
-                    return found
-                time.sleep(0.5)
+                time.sleep(0.2)
         found = self._find_parent()
         if found:
             study.set_user_attr(PARENT_ATTR, found)
@@ -251,6 +362,7 @@ class MlflowTracker:
             "codenas.study": self.study.study_name,
             "codenas.trial_number": str(trial.number),
             "codenas.pareto": "false",
+            "codenas.worker": worker_id(),
         }
         if retry_of is not None:
             tags["codenas.retry_of_trial"] = str(retry_of)
@@ -278,9 +390,29 @@ class MlflowTracker:
             return None
         return trial.user_attrs.get(RUN_ATTR)
 
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Optuna callback: log the finished trial, end its run, refresh the Pareto tags."""
+    def log_metrics(self, trial: optuna.Trial, metrics: Mapping[str, float]) -> None:
+        """Log a trial's metrics to its run; called by the objective before it returns."""
         from mlflow.entities import Metric
+
+        run_id = trial.user_attrs[RUN_ATTR]
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
+        for chunk in _chunks(batch, 1000):
+            self.client.log_batch(run_id, metrics=chunk)
+        self._metrics_logged.add(trial.number)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna callback: end the trial's run with its state, refresh the Pareto tags."""
+        if self.down:
+            return
+        try:
+            self._finish(study, trial)
+        except TrackingUnavailable:
+            self.down = True
+            raise
+
+    def _finish(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from mlflow.entities import Metric, RunTag
 
         run_id = trial.user_attrs.get(RUN_ATTR) or self._orphan_runs.get(trial.number)
         if run_id is None:  # the trial failed before its run was opened (e.g. in sampling)
@@ -291,67 +423,125 @@ class MlflowTracker:
                     "mlflow.parentRunId": self.parent_run_id,
                     "codenas.study": study.study_name,
                     "codenas.trial_number": str(trial.number),
+                    "codenas.worker": worker_id(),
                 },
             )
             run_id = run.info.run_id
             self._orphan_runs[trial.number] = run_id
-        now = int(time.time() * 1000)
-        values = dict(trial.user_attrs.get("metrics", {}))
-        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(values.items())]
+        best = study.best_trials
+        in_front = any(t.number == trial.number for t in best)
         state = trial.state.name
-        tags = {"codenas.state": state, "codenas.pareto": "false"}
+        tags = {"codenas.state": state, "codenas.pareto": "true" if in_front else "false"}
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason")
         if reason:
-            tags["codenas.fail_reason" if state == "FAIL" else "codenas.prune_reason"] = str(
-                reason
-            )[:8000]
-        from mlflow.entities import RunTag
-
+            key = "codenas.fail_reason" if state == "FAIL" else "codenas.prune_reason"
+            tags[key] = str(reason)[:8000]
+        metrics = []
+        if trial.number not in self._metrics_logged:  # a failed or pruned trial's partial values
+            now = int(time.time() * 1000)
+            values = trial.user_attrs.get("metrics", {})
+            metrics = [Metric(k, float(v), now, 0) for k, v in sorted(values.items())]
+        # One batch carries the final tags (the Pareto tag included) and any late metrics.
         for i, chunk in enumerate(_chunks(metrics, 1000) if metrics else [[]]):
-            self.client.log_batch(
-                run_id, metrics=chunk, tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else []
-            )
+            batch_tags = [RunTag(k, v) for k, v in tags.items()] if i == 0 else []
+            self.client.log_batch(run_id, metrics=chunk, tags=batch_tags)
         if trial.user_attrs.get("fail_traceback"):
             self.client.log_text(run_id, trial.user_attrs["fail_traceback"], "traceback.txt")
         self.client.set_terminated(run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
+        self._pareto_tags[trial.number] = in_front
+        self._metrics_logged.discard(trial.number)
+        self.update_front(study, best)
+
+    def trial_killed(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Heartbeat hook: the worker of ``trial`` died; end its run as KILLED with the reason."""
+        run_id = trial.user_attrs.get(RUN_ATTR)
+        if run_id is None or self.down:
+            return
+        grace = self.config.study.grace_period
+        self.client.set_tag(run_id, "codenas.state", "FAIL")
+        self.client.set_tag(
+            run_id,
+            "codenas.fail_reason",
+            f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats for "
+            f"{grace} s (killed or hung); the trial is retried with the same parameters "
+            f"up to study.retries={self.config.study.retries} time(s)",
+        )
+        self.client.set_terminated(run_id, status="KILLED")
         self._pareto_tags[trial.number] = False
-        self.update_front(study)
 
     # ----------------------------------------------------------------------- Pareto front
 
-    def update_front(self, study: optuna.Study) -> None:
+    def _load_pareto_tags(self) -> dict[int, bool]:
+        """The ``codenas.pareto`` tag of every child run already logged, by trial number."""
+        tags: dict[int, bool] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                number = run.data.tags.get("codenas.trial_number")
+                if number is not None and "codenas.pareto" in run.data.tags:
+                    tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
+            token = page.token
+            if not token:
+                return tags
+
+    def update_front(
+        self,
+        study: optuna.Study,
+        best: list[optuna.trial.FrozenTrial] | None = None,
+        *,
+        final: bool = False,
+    ) -> None:
         """Make every child run's ``codenas.pareto`` tag agree with ``study.best_trials``,
-        and refresh ``pareto_front.{json,csv,png}`` on the parent when the front changed."""
+        and refresh the parent's Pareto artifacts when the front changed.
+
+        ``pareto_front.json`` and ``.csv`` follow every change of the front; the plot
+        ``pareto_front.png`` costs about half a second to draw, so it is redrawn at most every
+        ``plot_interval`` seconds during a search and always at its end (``final``).
+        """
         from codenas.search import pareto
 
-        trials = study.get_trials(deepcopy=False)
-        front = {t.number for t in study.best_trials}
-        for t in trials:
-            run_id = t.user_attrs.get(RUN_ATTR)
+        best = study.best_trials if best is None else best
+        front = {t.number for t in best}
+        for t in study.get_trials(deepcopy=False):
+            run_id = t.user_attrs.get(RUN_ATTR) or self._orphan_runs.get(t.number)
             if run_id is None:
                 continue
             desired = t.number in front
             if self._pareto_tags.get(t.number) is not desired:
                 self.client.set_tag(run_id, "codenas.pareto", "true" if desired else "false")
                 self._pareto_tags[t.number] = desired
-        rows = pareto.front_rows(study)
+        rows = pareto.front_rows(study, best)
         key = tuple((r.trial, tuple(r.values.values())) for r in rows)
-        if key == self._front_key:
-            return
-        self._front_key = key
-        names = pareto.objective_names(study)
-        self.client.log_text(self.parent_run_id, pareto.to_json(rows), "pareto_front.json")
-        self.client.log_text(self.parent_run_id, pareto.to_csv(rows, names), "pareto_front.csv")
-        if rows:
-            fig = pareto.plot_front(study)
+        if key != self._front_key:
+            self._front_key = key
+            names = pareto.objective_names(study)
+            self.client.log_text(self.parent_run_id, pareto.to_json(rows), "pareto_front.json")
+            self.client.log_text(self.parent_run_id, pareto.to_csv(rows, names), "pareto_front.csv")
+        due = final or time.monotonic() - self._plot_time >= self.plot_interval
+        if rows and key != self._plot_key and due:
+            fig = pareto.plot_front(study, best)
             self.client.log_figure(self.parent_run_id, fig, "pareto_front.png")
+            self._plot_key = key
+            self._plot_time = time.monotonic()
 
     def reconcile(self) -> int:
-        """Mark runs of trials that ended without this process (killed workers) as KILLED.
+        """End runs left RUNNING by trials that finished without their process's callback.
 
-        Returns the number of runs fixed.
+        A killed worker leaves its trial's run RUNNING (the trial becomes FAIL once its
+        heartbeat is stale), and Ctrl-C or a lost tracking server can leave the run of a
+        finished trial open. Such runs end as KILLED (FAIL/PRUNED trials) or FINISHED
+        (COMPLETE trials, whose metrics were logged before Optuna completed them).
+
+        Returns:
+            The number of runs fixed.
         """
-        states = {t.user_attrs.get(RUN_ATTR): t for t in self.study.get_trials(deepcopy=False)}
+        trials = {t.user_attrs.get(RUN_ATTR): t for t in self.study.get_trials(deepcopy=False)}
         running = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
@@ -362,11 +552,15 @@ class MlflowTracker:
         )
         fixed = 0
         for run in running:
-            trial = states.get(run.info.run_id)
+            trial = trials.get(run.info.run_id)
             if trial is None or not trial.state.is_finished():
                 continue
             self.client.set_tag(run.info.run_id, "codenas.state", trial.state.name)
-            self.client.set_terminated(run.info.run_id, status="KILLED")
+            reason = trial.user_attrs.get("fail_reason")
+            if reason:
+                self.client.set_tag(run.info.run_id, "codenas.fail_reason", str(reason)[:8000])
+            status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
+            self.client.set_terminated(run.info.run_id, status=status)
             fixed += 1
         return fixed
 
@@ -378,6 +572,13 @@ class MlflowTracker:
         if self.uri.startswith(("http://", "https://")):
             return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
         return None
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, recorded on every trial and run."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def ui_command(tracking_uri: str) -> str:

@@ -75,9 +75,7 @@ class Spec:
                     if part
                 )
             )
-        kwargs = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in body.items()
-        }
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as err:
@@ -104,8 +102,11 @@ class Space(ABC):
     def build(spec: Spec) -> nn.Module:
         """The module of ``spec``: deterministic given torch's seed; has ``hidden_layers``."""
 
-    def check_input(self, input_shape: tuple[int, ...]) -> None:
-        """Raise :class:`ConfigError` if this space cannot take inputs of ``input_shape``."""
+    def check_input(self, input_shape: tuple[int, ...]) -> None:  # noqa: B027 (optional hook)
+        """Raise :class:`ConfigError` if this space cannot take inputs of ``input_shape``.
+
+        The default accepts any shape; a space that cannot (a CNN on tabular data) overrides it.
+        """
 
 
 SPACES: Registry[type[Space]] = Registry("search space")

@@ -53,7 +53,7 @@ class MLPConfig(SpaceConfig):
     @field_validator("dropout")
     @classmethod
     def _dropout(cls, value: FloatRange) -> FloatRange:
-        if not (0.0 <= value.min and value.max < 1.0):
+        if not (value.min >= 0.0 and value.max < 1.0):
             raise ValueError(f"0 <= min and max < 1 must hold, got min={value.min} max={value.max}")
         return value
 

@@ -1,0 +1,243 @@
+"""What codenas costs on top of training: a whole search vs a plain PyTorch loop.
+
+The same fixed list of 12 architectures is trained for the same steps, side by side in one run:
+
+(a) ``codenas.search.run`` with the 12 architectures enqueued (sampling, Lightning Fabric,
+    activation capture, metrics, MLflow logging, Pareto updates), on fresh SQLite stores;
+(b) a plain PyTorch loop over the same in-memory tensors (no evaluation of metrics, no
+    tracking), with a validation pass at the end as the search does;
+(c) the same loop under ``lightning.Trainer`` (quiet settings), to justify Fabric.
+
+Each arm is repeated (default 3 rounds, interleaved) and the median reported. Prints a table and
+writes ``benchmarks/results/overhead.json``.
+
+    python benchmarks/overhead.py [--rounds 3] [--epochs 10] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ARCHS = [  # (depth, width, shape, activation, dropout)
+    (1, 16, "constant", "relu", 0.0),
+    (1, 64, "constant", "tanh", 0.1),
+    (1, 256, "constant", "gelu", 0.0),
+    (2, 32, "funnel", "relu", 0.1),
+    (2, 128, "expand", "gelu", 0.2),
+    (2, 256, "constant", "relu", 0.0),
+    (3, 64, "diamond", "tanh", 0.0),
+    (3, 128, "hourglass", "relu", 0.1),
+    (3, 256, "funnel", "gelu", 0.0),
+    (4, 32, "constant", "relu", 0.0),
+    (4, 128, "diamond", "relu", 0.2),
+    (4, 256, "hourglass", "tanh", 0.1),
+]
+KEYS = ("depth", "width", "shape", "activation", "dropout")
+
+
+def overrides(root: Path, epochs: int, threads: int) -> list[str]:
+    return [
+        "study.name=overhead",
+        f"study.storage=sqlite:///{root / 'optuna.db'}",
+        f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
+        f"train.epochs={epochs}",
+        f"train.threads={threads}",
+        "space.depth={min: 1, max: 4}",
+        "space.width={min: 16, max: 256, log: true}",
+        "constraints=[]",
+    ]
+
+
+def run_codenas(epochs: int, threads: int) -> dict[str, float]:
+    import optuna
+
+    import codenas
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = codenas.load_config(None, overrides(Path(tmp), epochs, threads))
+        start = time.perf_counter()
+        study = codenas.search.run(
+            config,
+            n_trials=len(ARCHS),
+            enqueue=[dict(zip(KEYS, arch, strict=True)) for arch in ARCHS],
+        )
+        total = time.perf_counter() - start
+        trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(trials) == len(ARCHS), [t.user_attrs.get("fail_reason") for t in study.trials]
+        train = sum(t.user_attrs["metrics"]["time/train"] for t in trials)
+        metrics = sum(t.user_attrs["metrics"]["time/metrics"] for t in trials)
+        per_trial = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
+    return {"total": total, "train": train, "metrics": metrics, "trials_wall": sum(per_trial)}
+
+
+def specs(data):
+    from codenas.spaces import MLPSpec, width_profile
+
+    for depth, width, shape, act, drop in ARCHS:
+        yield MLPSpec(
+            data.input_shape,
+            data.n_outputs,
+            tuple(width_profile(shape, depth, width, min_width=2)),
+            act,
+            drop,
+        )
+
+
+def run_plain(data, epochs: int) -> float:
+    from codenas.spaces import build_model
+
+    start = time.perf_counter()
+    x, y, n = data.train.x, data.train.y, len(data.train)
+    for k, spec in enumerate(specs(data)):
+        torch.manual_seed(k)
+        model = build_model(spec)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(k)
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=g)
+            for i in range(0, n, 64):
+                idx = perm[i : i + 64]
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            (model(data.val.x).argmax(1) == data.val.y).float().mean()
+    return time.perf_counter() - start
+
+
+def run_trainer(data, epochs: int) -> float:
+    import lightning as L
+
+    from codenas.spaces import build_model
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+    class Module(L.LightningModule):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def training_step(self, batch, _):
+            return F.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    class Batches:
+        def __init__(self, g: torch.Generator) -> None:
+            self.g = g
+
+        def __iter__(self):
+            perm = torch.randperm(len(data.train), generator=self.g)
+            for i in range(0, len(perm), 64):
+                idx = perm[i : i + 64]
+                yield data.train.x[idx], data.train.y[idx]
+
+        def __len__(self) -> int:
+            return (len(data.train) + 63) // 64
+
+    start = time.perf_counter()
+    for k, spec in enumerate(specs(data)):
+        torch.manual_seed(k)
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            accelerator="cpu",
+            devices=1,
+        )
+        trainer.fit(
+            Module(build_model(spec)), train_dataloaders=Batches(torch.Generator().manual_seed(k))
+        )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results/overhead.json")
+    args = parser.parse_args()
+
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    from codenas.search.datasets import DataConfig, load_dataset
+
+    data = load_dataset(DataConfig())
+    import mlflow  # noqa: F401  (a one-off import cost, paid before timing any arm)
+
+    rows: dict[str, list[float]] = {
+        "plain": [],
+        "trainer": [],
+        "codenas": [],
+        "codenas_train": [],
+        "codenas_metrics": [],
+    }
+    for r in range(args.rounds):
+        rows["plain"].append(run_plain(data, args.epochs))
+        rows["trainer"].append(run_trainer(data, args.epochs))
+        result = run_codenas(args.epochs, args.threads)
+        rows["codenas"].append(result["total"])
+        rows["codenas_train"].append(result["train"])
+        rows["codenas_metrics"].append(result["metrics"])
+        print(
+            f"round {r + 1}/{args.rounds}: plain {rows['plain'][-1]:.2f}s, "
+            f"trainer {rows['trainer'][-1]:.2f}s, codenas {result['total']:.2f}s"
+        )
+
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    ratio = med["codenas"] / med["plain"]
+    table = [
+        ("plain PyTorch loop", med["plain"], 1.0),
+        ("lightning.Trainer loop", med["trainer"], med["trainer"] / med["plain"]),
+        ("codenas search (whole)", med["codenas"], ratio),
+        ("  of which training (Fabric)", med["codenas_train"], med["codenas_train"] / med["plain"]),
+        ("  of which metrics", med["codenas_metrics"], med["codenas_metrics"] / med["plain"]),
+    ]
+    print(
+        f"\n12 architectures x {args.epochs} epochs on digits, {args.threads} torch thread(s), "
+        f"median of {args.rounds} rounds"
+    )
+    print(f"{'arm':32s} {'seconds':>8s} {'x plain':>8s}")
+    for name, sec, x in table:
+        print(f"{name:32s} {sec:8.2f} {x:8.2f}")
+    out = {
+        "machine": {
+            "cpu_count": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "seconds": rows,
+        "median": med,
+        "ratio_codenas_over_plain": ratio,
+        "ratio_trainer_over_plain": med["trainer"] / med["plain"],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"\nratio codenas / plain = {ratio:.2f} (target <= 1.5); wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codenas.cli import main
+from tests.conftest import tiny_overrides
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_explains_every_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "codenas.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for command in ("search", "front", "ui", "metrics", "spaces", "datasets"):
+        assert command in result.stdout
+    for command in ("search", "front"):
+        sub = subprocess.run(
+            [sys.executable, "-m", "codenas.cli", command, "--help"],
+            capture_output=True,
+            text=True,
+        )
+        assert sub.returncode == 0
+        assert "--storage" in sub.stdout
+
+
+def test_bad_config_is_one_line_and_exit_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "bad.yaml").write_text("space:\n  width: {min: 256, max: 8}\n")
+    code, _, err = run_cli(capsys, "search", "bad.yaml")
+    assert code == 2
+    assert err == "codenas: error: bad.yaml: space.width: min <= max must hold, got min=256 max=8\n"
+    assert not (workdir / "optuna.db").exists(), "nothing may run before the config is valid"
+
+
+def test_bad_override_and_unknown_metric(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "search", "--set", "objectives=[efective_rank]")
+    assert code == 2
+    assert "unknown metric 'efective_rank'. Did you mean 'effective_rank'?" in err
+    assert err.count("\n") == 1
+
+
+def test_unreachable_storage_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "search",
+        "--storage",
+        "postgresql://u:secret@127.0.0.1:1/db",
+        "--set",
+        "train.epochs=1",
+    )
+    assert code == 2
+    assert err.startswith(
+        "codenas: error: cannot open Optuna storage 'postgresql://u:***@127.0.0.1:1/db'"
+    )
+    assert "secret" not in err
+    assert err.count("\n") == 1
+
+
+def test_front_without_a_storage_here(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "front")
+    assert code == 2
+    assert "no Optuna storage here" in err
+    assert not (workdir / "optuna.db").exists()
+
+
+def test_listings(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "metrics")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert {"effective_rank", "dead_fraction", "capacity_usage", "val_accuracy", "params"} <= set(
+        lines
+    )
+    assert " max " in lines["effective_rank"]
+    code, out, _ = run_cli(capsys, "spaces")
+    assert code == 0 and "mlp" in out
+    code, out, _ = run_cli(capsys, "datasets")
+    assert code == 0 and "digits" in out
+
+
+@pytest.mark.slow
+def test_search_then_front(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = [a for o in tiny_overrides(workdir) for a in ("--set", o)]
+    code, out, err = run_cli(capsys, "search", "--no-progress", "--trials", "2", *overrides)
+    assert code == 0, err
+    assert "Pareto front of study 'tiny'" in out
+    assert "tags.`codenas.pareto` = 'true'" in out
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    code, out, _ = run_cli(capsys, "front", "--storage", storage, "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert rows and {"trial", "values", "spec", "mlflow_run_id"} <= set(rows[0])
+    assert set(rows[0]["values"]) == {"val_accuracy", "capacity_usage", "params"}
+    code, out, _ = run_cli(capsys, "front", "--storage", storage, "--format", "csv")
+    assert out.splitlines()[0].startswith("trial,state,val_accuracy,capacity_usage,params")
+    code, out, err = run_cli(capsys, "front", "--storage", storage, "--study", "tinny")
+    assert code == 2 and "Did you mean 'tiny'" in err
