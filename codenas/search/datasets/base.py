@@ -135,8 +135,8 @@ def split_indices(
     """
     from sklearn.model_selection import train_test_split
 
-    n_test = int(round(n * test_fraction))
-    n_val = int(round(n * val_fraction))
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
     n_train = n - n_test - n_val
     n_classes = len(np.unique(stratify)) if stratify is not None else 1
     if min(n_test, n_val) < max(1, n_classes) or n_train < max(2, n_classes):
@@ -145,11 +145,22 @@ def split_indices(
             f"validation and {n_test} test rows; each part needs at least "
             f"{max(1, n_classes)} (one per class)"
         )
+    if stratify is not None:
+        # A stratified split puts every class in every part, so each class needs 3 rows.
+        classes, counts = np.unique(stratify, return_counts=True)
+        rare = classes[counts < 3]
+        if len(rare):
+            few = counts[counts < 3]
+            shown = ", ".join(
+                f"{c!r}: {k}" for c, k in zip(rare[:5].tolist(), few[:5].tolist(), strict=True)
+            )
+            raise DataError(
+                f"too few samples for the split: {len(rare)} class(es) have fewer than 3 "
+                f"samples ({shown}); each class needs one in train, validation and test"
+            )
     idx = np.arange(n)
     try:
-        rest, test = train_test_split(
-            idx, test_size=n_test, random_state=seed, stratify=stratify
-        )
+        rest, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=stratify)
         train, val = train_test_split(
             rest,
             test_size=n_val,
@@ -159,6 +170,13 @@ def split_indices(
     except ValueError as err:  # e.g. a class with a single sample cannot be stratified
         raise DataError(f"cannot split the data: {err}") from None
     return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _standardise_targets(y: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Regression targets ``(n, t)`` z-scored per column with the train part's statistics."""
+    mean = y[train].mean(axis=0, keepdims=True)
+    std = y[train].std(axis=0, keepdims=True)
+    return (y - mean) / np.where(std > 1e-12, std, 1.0)
 
 
 def _standardise(x: np.ndarray, train: np.ndarray, image: bool) -> np.ndarray:
@@ -180,6 +198,7 @@ def make_dataset(
     factor_names: tuple[str, ...] = (),
     n_outputs: int | None = None,
     standardise: bool = True,
+    standardise_targets: bool = True,
     description: str = "",
 ) -> Dataset:
     """Split arrays into a :class:`Dataset`, standardising inputs on the train part.
@@ -194,6 +213,8 @@ def make_dataset(
         factor_names: names of the factor columns.
         n_outputs: number of classes (default ``max(y) + 1``) or targets.
         standardise: z-score inputs per feature (tabular) or per channel (images).
+        standardise_targets: for regression, z-score each target column on the train part,
+            so the MSE of every target is on one scale (predicting the train mean scores ~1).
         description: one line shown by ``codenas datasets`` and logged.
     """
     x = np.asarray(x, dtype=np.float32)
@@ -212,10 +233,9 @@ def make_dataset(
         stratify = y
         y_t = torch.as_tensor(y.astype(np.int64))
     else:
-        y = np.asarray(y, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float64)
         y = y[:, None] if y.ndim == 1 else y
         n_outputs = y.shape[1] if n_outputs is None else n_outputs
-        y_t = torch.as_tensor(y)
     train, val, test = split_indices(
         len(x),
         val_fraction=config.val_fraction,
@@ -223,6 +243,10 @@ def make_dataset(
         seed=config.seed,
         stratify=stratify,
     )
+    if task != "classification":
+        if standardise_targets:
+            y = _standardise_targets(y, train)
+        y_t = torch.as_tensor(y.astype(np.float32))
     if standardise:
         x = _standardise(x, train, image).astype(np.float32)
     x_t = torch.as_tensor(x)
