@@ -28,8 +28,19 @@ register_run_metric(
     "train_loss", direction="minimize", summary="mean training loss over the last epoch"
 )
 register_run_metric("params", direction="minimize", summary="number of trainable parameters")
+register_run_metric(
+    "val_r2",
+    direction="maximize",
+    summary="R² (coefficient of determination) on the validation split; regression only",
+)
+register_run_metric(
+    "test_r2",
+    direction="maximize",
+    summary="R² on the test split; regression only (logged, never optimised)",
+)
 
 CLASSIFICATION_ONLY = ("val_accuracy", "test_accuracy")
+REGRESSION_ONLY = ("val_r2", "test_r2")
 
 
 def check_metric_name(name: str) -> str:
@@ -73,6 +84,11 @@ def check_against_dataset(names: list[str], *, task: str, has_factors: bool, sou
             raise ConfigError(
                 f"{source}: metric {name!r} needs class labels, but this dataset is a "
                 f"{task} task"
+            )
+        if task != "regression" and name in REGRESSION_ONLY:
+            raise ConfigError(
+                f"{source}: metric {name!r} measures a regression, but this dataset is a "
+                f"{task} task (use val_accuracy or val_loss)"
             )
 
 

@@ -41,7 +41,7 @@ class TrainResult:
     Attributes:
         model: the trained module (plain ``nn.Module``, on the training device).
         metrics: ``val_loss``, ``test_loss``, ``train_loss`` and, for classification,
-            ``val_accuracy`` and ``test_accuracy``.
+            ``val_accuracy`` and ``test_accuracy``; for regression ``val_r2`` and ``test_r2``.
         epochs: epochs started; steps: optimisation steps taken; seconds: wall time.
         stopped_by: ``"epochs"``, ``"max_steps"`` or ``"max_time"``.
     """
@@ -99,21 +99,26 @@ class BriefTrainer:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: Split, prefix: str) -> dict[str, float]:
-        """Mean loss (and accuracy for classification) of ``model`` on ``split``."""
+        """Mean loss of ``model`` on ``split``, and accuracy (classification) or R² (regression)."""
         was_training = model.training
         model.eval()
         total, correct = 0.0, 0
+        r2 = _R2() if self.task == "regression" else None
         for start in range(0, len(split), 4096):
             x, y = split.x[start : start + 4096], split.y[start : start + 4096]
             out = model(x).float()
             total += float(self.loss(out, y)) * len(x)
             if self.task == "classification":
                 correct += int((out.argmax(dim=1) == y).sum())
+            if r2 is not None:
+                r2.update(out, y)
         model.train(was_training)
         n = max(1, len(split))
         result = {f"{prefix}_loss": total / n}
         if self.task == "classification":
             result[f"{prefix}_accuracy"] = correct / n
+        if r2 is not None:
+            result[f"{prefix}_r2"] = r2.compute()
         return result
 
     def fit(
@@ -184,6 +189,39 @@ class BriefTrainer:
             seconds=seconds,
             stopped_by=stopped_by,
         )
+
+
+class _R2:
+    """Coefficient of determination over batches, averaged uniformly over the targets.
+
+    ``1 - SSE / SST`` per target column (as ``sklearn.metrics.r2_score`` with
+    ``multioutput="uniform_average"``): 1 is perfect, 0 is predicting the split's mean, and it
+    is negative for worse. A constant target column counts as 1 if fitted exactly, else 0.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sse: torch.Tensor | float = 0.0
+        self.sum: torch.Tensor | float = 0.0
+        self.sum_sq: torch.Tensor | float = 0.0
+
+    def update(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        # float64 on the CPU: exact enough for the sums, and MPS devices have no float64.
+        out = out.detach().to("cpu", torch.float64).reshape(len(y), -1)
+        y = y.detach().to("cpu", torch.float64).reshape(len(y), -1)
+        self.n += len(y)
+        self.sse = self.sse + ((out - y) ** 2).sum(dim=0)
+        self.sum = self.sum + y.sum(dim=0)
+        self.sum_sq = self.sum_sq + (y**2).sum(dim=0)
+
+    def compute(self) -> float:
+        if self.n == 0:
+            return math.nan
+        sse = torch.as_tensor(self.sse)
+        sst = torch.as_tensor(self.sum_sq) - torch.as_tensor(self.sum) ** 2 / self.n
+        constant = sst <= 1e-12 * self.n
+        r2 = torch.where(constant, (sse <= 1e-12).double(), 1 - sse / sst.clamp_min(1e-300))
+        return float(r2.mean())
 
 
 def _to(split: Split, device: torch.device) -> Split:
