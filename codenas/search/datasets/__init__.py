@@ -1,6 +1,21 @@
-"""Datasets by name (config ``data.name``); each registered in the file of its family."""
+"""Datasets by name (config ``data.name``); each registered in the file of its family.
 
+============  =================================================================
+file          datasets
+============  =================================================================
+shapes.py     ``shapes``: procedural sprites with known factors (images)
+factors.py    ``factors``: tabular data from known discrete factors
+sklearn_data  ``digits``, ``iris``, ``wine``, ``breast_cancer``, ``diabetes``
+vision.py     ``mnist``, ``fashion_mnist``, ``cifar10`` (optional torchvision)
+files.py      ``npz``, ``csv``: the user's own data
+============  =================================================================
+"""
+
+from codenas.search.datasets import factors as _factors  # noqa: F401  (registers the datasets)
+from codenas.search.datasets import files as _files  # noqa: F401
+from codenas.search.datasets import shapes as _shapes  # noqa: F401
 from codenas.search.datasets import sklearn_data as _sklearn_data  # noqa: F401
+from codenas.search.datasets import vision as _vision  # noqa: F401
 from codenas.search.datasets.base import (
     DATASETS,
     DataConfig,
