@@ -4,6 +4,7 @@ Knows nothing of metrics, training or MLflow. To add a space, write one file wit
 :class:`Space` subclass decorated with :func:`register_space` and import it here.
 """
 
+from codenas.spaces import cnn as _cnn  # noqa: F401  (registers "cnn")
 from codenas.spaces import mlp as _mlp  # noqa: F401  (registers "mlp")
 from codenas.spaces.base import (
     SPACES,
@@ -15,13 +16,18 @@ from codenas.spaces.base import (
     register_space,
     spec_from_dict,
 )
+from codenas.spaces.cnn import CNN, CNNConfig, CNNSpace, CNNSpec
 from codenas.spaces.mlp import MLP, MLPConfig, MLPSpace, MLPSpec
 from codenas.spaces.profiles import SHAPES, width_profile
 
 __all__ = [
+    "CNN",
     "MLP",
     "SHAPES",
     "SPACES",
+    "CNNConfig",
+    "CNNSpace",
+    "CNNSpec",
     "MLPConfig",
     "MLPSpace",
     "MLPSpec",

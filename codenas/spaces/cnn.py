@@ -1,0 +1,217 @@
+"""The ``cnn`` space: convolutional networks for images, with the MLP's depth/width/shape terms.
+
+A network is ``depth`` conv blocks, ``Conv2d(kernel_size, 'same' padding) -> [BatchNorm2d] ->
+activation``, with a 2x2 pooling after every ``pool_every``-th block (not after the last one,
+and only while the feature map is at least 2x2), then a global average pool and a linear head.
+The channels of the blocks follow the same width profile as the MLP's layers
+(:func:`codenas.spaces.profiles.width_profile`): ``width`` is the widest block and ``shape``
+one of ``constant``, ``funnel``, ``expand``, ``diamond``, ``hourglass``.
+
+``hidden_layers[k]`` outputs block ``k``'s post-activation feature map ``(N, C, H, W)``; the
+activation capture turns it into ``C`` units, one per channel (its spatial mean).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from codenas.errors import ConfigError
+from codenas.schema import IntChoice, IntRange, StrChoice, check_choices, suggest_choice
+from codenas.spaces.activations import ACTIVATIONS, make_activation
+from codenas.spaces.base import Space, SpaceConfig, Spec, register_space
+from codenas.spaces.profiles import SHAPES, width_profile
+
+if TYPE_CHECKING:
+    import optuna
+
+POOLS = ("max", "avg")
+
+
+class CNNConfig(SpaceConfig):
+    """``space:`` of the ``cnn`` space. Each range or choice may be fixed to one value."""
+
+    name: str = "cnn"
+    depth: IntRange = IntRange(min=1, max=4)
+    width: IntRange = IntRange(min=8, max=64, log=True)
+    shape: StrChoice = SHAPES
+    kernel_size: IntChoice = (3, 5)
+    activation: StrChoice = ("relu", "gelu", "tanh")
+    pool_every: int = Field(2, ge=0)  # a 2x2 pooling after every k-th block; 0: never
+    pool: Literal["max", "avg"] = "max"
+    batch_norm: bool = True
+    ratio: float = 2.0
+    min_width: int = 2
+
+    @field_validator("depth", "width")
+    @classmethod
+    def _positive(cls, value: IntRange) -> IntRange:
+        if value.min < 1:
+            raise ValueError(f"min >= 1 must hold, got min={value.min}")
+        return value
+
+    @field_validator("shape")
+    @classmethod
+    def _shapes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_choices(value, SHAPES, "shape")
+        return value
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _kernels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [k for k in value if k < 1 or k % 2 == 0]
+        if bad:
+            raise ValueError(
+                "kernel sizes must be odd and >= 1 (so 'same' padding keeps the size), "
+                f"got {bad[0]}"
+            )
+        return value
+
+    @field_validator("activation")
+    @classmethod
+    def _activations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_choices(value, list(ACTIVATIONS), "activation")
+        return value
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        if value < 1.0:
+            raise ValueError(f"ratio >= 1 must hold, got {value}")
+        return value
+
+    @field_validator("min_width")
+    @classmethod
+    def _min_width(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"min_width >= 1 must hold, got {value}")
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNSpec(Spec):
+    """``{"space": "cnn", "input_shape", "n_outputs", "channels", "kernel_size", "activation",
+    "pool_every", "pool", "batch_norm"}``; ``input_shape`` is ``(channels, height, width)``."""
+
+    space = "cnn"
+    channels: tuple[int, ...] = ()
+    kernel_size: int = 3
+    activation: str = "relu"
+    pool_every: int = 0
+    pool: str = "max"
+    batch_norm: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.input_shape) != 3:
+            raise ValueError(
+                f"input_shape must be (channels, height, width), got {tuple(self.input_shape)}"
+            )
+        if not self.channels or any(int(c) < 1 for c in self.channels):
+            raise ValueError(
+                f"channels must be a non-empty list of positive ints, got {self.channels}"
+            )
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}")
+        if self.pool_every < 0:
+            raise ValueError(f"pool_every must be >= 0, got {self.pool_every}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+
+
+class CNN(nn.Module):
+    """[Conv -> (BatchNorm) -> activation (-> 2x2 pool)] x depth -> global mean -> Linear head.
+
+    ``hidden_layers[k]`` is block ``k`` (without its pooling); its output is what the coding
+    metrics read.
+    """
+
+    def __init__(self, spec: CNNSpec) -> None:
+        super().__init__()
+        c_in, height, width = spec.input_shape
+        k = spec.kernel_size
+        blocks: list[nn.Module] = []
+        pools: list[nn.Module] = []
+        for i, c_out in enumerate(spec.channels, start=1):
+            layers: list[nn.Module] = [
+                nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=not spec.batch_norm)
+            ]
+            if spec.batch_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(make_activation(spec.activation))
+            blocks.append(nn.Sequential(*layers))
+            pooled = (
+                spec.pool_every > 0
+                and i % spec.pool_every == 0
+                and i < len(spec.channels)
+                and min(height, width) >= 2
+            )
+            if pooled:
+                # ceil_mode keeps the last row/column of an odd-sized map.
+                pool_cls = nn.MaxPool2d if spec.pool == "max" else nn.AvgPool2d
+                pools.append(pool_cls(2, ceil_mode=True))
+                height, width = -(-height // 2), -(-width // 2)
+            else:
+                pools.append(nn.Identity())
+            c_in = c_out
+        self.hidden_layers = nn.ModuleList(blocks)
+        self.pools = nn.ModuleList(pools)
+        self.head = nn.Linear(c_in, spec.n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, pool in zip(self.hidden_layers, self.pools, strict=True):
+            x = pool(block(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+@register_space
+class CNNSpace(Space):
+    """Conv network: depth, widest channels (log), shape profile, kernel size, activation."""
+
+    name = "cnn"
+    config_model = CNNConfig
+    spec_type = CNNSpec
+    summary = (
+        "conv network for images: depth, channels (log), shape profile, kernel size, "
+        "activation; pooling every k blocks, global average pool"
+    )
+
+    config: CNNConfig
+
+    def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> CNNSpec:
+        cfg = self.config
+        depth = cfg.depth.suggest(trial, "depth")
+        width = cfg.width.suggest(trial, "width")
+        shape = suggest_choice(trial, "shape", cfg.shape)
+        kernel_size = suggest_choice(trial, "kernel_size", cfg.kernel_size)
+        activation = suggest_choice(trial, "activation", cfg.activation)
+        channels = width_profile(shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width)
+        return CNNSpec(
+            input_shape=tuple(input_shape),
+            n_outputs=n_outputs,
+            channels=tuple(channels),
+            kernel_size=int(kernel_size),
+            activation=activation,
+            pool_every=cfg.pool_every,
+            pool=cfg.pool,
+            batch_norm=cfg.batch_norm,
+        )
+
+    @staticmethod
+    def build(spec: Spec) -> CNN:
+        assert isinstance(spec, CNNSpec)
+        return CNN(spec)
+
+    def check_input(self, input_shape: tuple[int, ...]) -> None:
+        if len(input_shape) != 3:
+            kind = "tabular inputs" if len(input_shape) == 1 else "inputs"
+            raise ConfigError(
+                f"space.name: 'cnn' needs image inputs of shape (channels, height, width), but "
+                f"the dataset gives {kind} of shape {tuple(input_shape)}; use space.name: mlp "
+                "for tabular data"
+            )
