@@ -42,7 +42,7 @@ def capture_activations(
         A list with one array per layer, in the order given.
     """
     if layers is None:
-        layers = list(getattr(model, "hidden_layers"))
+        layers = list(model.hidden_layers)
     chunks: list[list[torch.Tensor]] = [[] for _ in layers]
     handles = []
     for k, layer in enumerate(layers):

@@ -65,7 +65,9 @@ def compute_metrics(
         seen.add(info.name)
         missing = [n for n in info.needs if extras[n] is None]
         if missing:
-            raise ValueError(f"metric {info.name!r} needs {', '.join(missing)}, which were not given")
+            raise ValueError(
+                f"metric {info.name!r} needs {', '.join(missing)}, which were not given"
+            )
         kwargs = {n: extras[n] for n in info.needs}
         assert info.fn is not None
         if info.scope == "network":
@@ -79,7 +81,5 @@ def compute_metrics(
             out[info.name] = _aggregate(info, per_layer, widths)
         else:
             for key in info.keys:
-                out[f"{info.name}.{key}"] = _aggregate(
-                    info, [v[key] for v in per_layer], widths
-                )
+                out[f"{info.name}.{key}"] = _aggregate(info, [v[key] for v in per_layer], widths)
     return out

@@ -116,8 +116,14 @@ def register_run_metric(
     """Register a metric that training produces (no function to call)."""
     return METRICS.add(
         name,
-        MetricInfo(name=name, fn=None, direction=direction, scope="run", needs=tuple(needs),
-                   summary=summary),
+        MetricInfo(
+            name=name,
+            fn=None,
+            direction=direction,
+            scope="run",
+            needs=tuple(needs),
+            summary=summary,
+        ),
     )
 
 
