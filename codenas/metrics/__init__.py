@@ -1,11 +1,24 @@
 """Coding metrics: pure functions over activation matrices of shape ``(n_samples, n_units)``.
 
 Knows nothing of Optuna, Lightning or MLflow. To add a metric, write one function decorated
-with :func:`register_metric` in the file of its family and import that file here.
+with :func:`register_metric` in the file of its family and import that file here. Families:
+
+- :mod:`~codenas.metrics.capacity`: dead units, effective rank, participation ratio, sparsity,
+  intrinsic dimension;
+- :mod:`~codenas.metrics.redundancy`: linear CKA between layers;
+- :mod:`~codenas.metrics.codes`: binary on/off activation codes (NASWOT);
+- :mod:`~codenas.metrics.disentanglement`: MIG, DCI, SAP, modularity against known factors;
+- :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes.
 """
 
-from codenas.metrics import capacity as _capacity  # noqa: F401  (registers capacity metrics)
-from codenas.metrics.capacity import capacity_usage, dead_fraction, effective_rank
+from codenas.metrics.capacity import (
+    capacity_usage,
+    dead_fraction,
+    effective_rank,
+    hoyer_sparsity,
+    participation_ratio,
+    twonn_dimension,
+)
 from codenas.metrics.capture import capture_activations
 from codenas.metrics.compute import compute_metrics
 from codenas.metrics.registry import (
@@ -27,6 +40,9 @@ __all__ = [
     "dead_fraction",
     "effective_rank",
     "get_metric",
+    "hoyer_sparsity",
+    "participation_ratio",
     "register_metric",
     "register_run_metric",
+    "twonn_dimension",
 ]
