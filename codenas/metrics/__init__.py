@@ -21,6 +21,7 @@ from codenas.metrics.capacity import (
 )
 from codenas.metrics.capture import capture_activations
 from codenas.metrics.compute import compute_metrics
+from codenas.metrics.redundancy import cka_matrix, layer_redundancy, linear_cka
 from codenas.metrics.registry import (
     METRICS,
     MetricInfo,
@@ -36,11 +37,14 @@ __all__ = [
     "all_outputs",
     "capacity_usage",
     "capture_activations",
+    "cka_matrix",
     "compute_metrics",
     "dead_fraction",
     "effective_rank",
     "get_metric",
     "hoyer_sparsity",
+    "layer_redundancy",
+    "linear_cka",
     "participation_ratio",
     "register_metric",
     "register_run_metric",
