@@ -20,6 +20,7 @@ from codenas.metrics.capacity import (
     twonn_dimension,
 )
 from codenas.metrics.capture import capture_activations
+from codenas.metrics.codes import activation_code_logdet, naswot, unique_codes_fraction
 from codenas.metrics.compute import compute_metrics
 from codenas.metrics.redundancy import cka_matrix, layer_redundancy, linear_cka
 from codenas.metrics.registry import (
@@ -34,6 +35,7 @@ from codenas.metrics.registry import (
 __all__ = [
     "METRICS",
     "MetricInfo",
+    "activation_code_logdet",
     "all_outputs",
     "capacity_usage",
     "capture_activations",
@@ -45,8 +47,10 @@ __all__ = [
     "hoyer_sparsity",
     "layer_redundancy",
     "linear_cka",
+    "naswot",
     "participation_ratio",
     "register_metric",
     "register_run_metric",
     "twonn_dimension",
+    "unique_codes_fraction",
 ]

@@ -1,0 +1,151 @@
+"""Binary activation codes: which units are "on" for each input, and how distinct the patterns are.
+
+A unit is *on* for a sample when its activation exceeds ``threshold`` (default 0.0): for ReLU
+and its relatives (GELU, SiLU, ELU, LeakyReLU) that is the linear region, where the unit passes
+its input; for tanh it is the sign. For an activation that is always positive (sigmoid, softplus)
+a threshold of 0 marks every unit on; pass the midpoint instead (0.5 for sigmoid).
+
+Activations are arrays of shape ``(n_samples, n_units)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from codenas.metrics._validation import as_activations, as_layers
+from codenas.metrics.registry import register_metric
+
+NASWOT_BATCH = 128
+"""Rows per kernel: the batch size Mellor et al. (2021) score with."""
+
+
+def _batch_logdet(codes: NDArray[np.bool_], ridge: float) -> float:
+    c = codes.astype(np.float64)
+    # K_H[i, j] = units where codes i and j agree = N_A - Hamming(c_i, c_j)
+    #           = c_i . c_j + (1 - c_i) . (1 - c_j); exact in float64 (integers < 2^53).
+    k = c @ c.T
+    off = 1.0 - c
+    k += off @ off.T
+    if ridge:
+        k[np.diag_indices_from(k)] += ridge
+    sign, logdet = np.linalg.slogdet(k)
+    return float(logdet) if sign > 0 else -np.inf
+
+
+def _code_logdet(
+    a: NDArray[np.float64], *, threshold: float, batch_size: int, ridge: float, metric: str
+) -> float:
+    if batch_size < 2:
+        raise ValueError(f"{metric}: `batch_size >= 2` must hold, got {batch_size=}")
+    if ridge < 0:
+        raise ValueError(f"{metric}: `ridge >= 0` must hold, got {ridge=}")
+    codes = a > threshold
+    n = codes.shape[0]
+    if n <= batch_size:
+        return _batch_logdet(codes, ridge)
+    scores = [
+        _batch_logdet(codes[start : start + batch_size], ridge)
+        for start in range(0, n - batch_size + 1, batch_size)
+    ]
+    return float(np.mean(scores))
+
+
+@register_metric("activation_code_logdet", direction="maximize", aggregate="mean")
+def activation_code_logdet(
+    acts: ArrayLike,
+    *,
+    threshold: float = 0.0,
+    batch_size: int = NASWOT_BATCH,
+    ridge: float = 1.0,
+) -> float:
+    """NASWOT score of one layer: log-determinant of the Hamming kernel of its binary codes.
+
+    Mellor, Turner, Storkey & Crowley (2021), "Neural Architecture Search without Training".
+    Each sample i gets a binary code ``c_i = [a_i > threshold]`` over the N_A units; the kernel
+    ``K_H[i, j] = N_A - d_H(c_i, c_j)`` counts the units on which two samples agree, and the
+    score is ``log |K_H + ridge * I|`` (via ``slogdet``). Inputs the layer maps to distinct
+    patterns give a well-conditioned kernel and a high score.
+
+    Batches: the kernel is ``batch_size x batch_size`` (default 128, the NASWOT batch), so the
+    cost is O(n N_A) and memory O(batch^2) whatever n is. With more rows than one batch, the
+    score is the mean over the consecutive full batches (the first ``batch_size`` rows, the
+    next ...; a last partial batch is left out), so it depends on row order only through which
+    rows share a batch; with at most one batch it is invariant to row order. Scores are
+    comparable only between runs with the same batch size.
+
+    The ridge: ``K_H = [C, 1-C][C, 1-C]^T`` has rank at most ``N_A + 1``, so for a batch larger
+    than the layer is wide, or with two identical codes, ``|K_H| = 0`` and the paper's score is
+    ``-inf``. Adding the identity keeps it finite and ordered (it grows with every distinct
+    pattern) and changes a well-conditioned ``K_H``, whose eigenvalues are O(N_A), little.
+    ``ridge=0`` gives the paper's exact score, ``-inf`` when ``K_H`` is singular.
+
+    Args:
+        acts: shape ``(n_samples, n_units)``, one layer's post-activation outputs.
+        threshold: a unit is on where its activation is greater than this (see module doc).
+        batch_size: rows per kernel, >= 2.
+        ridge: added to the kernel's diagonal, >= 0.
+
+    Returns:
+        A float (``-inf`` only with ``ridge=0``). With ``ridge=1`` and m rows per batch it lies
+        between ``log(1 + m N_A)`` (every code identical) and ``m log(N_A + 1)`` (Hadamard's
+        bound). Higher is better; it grows with width, as the paper's score does.
+    """
+    a = as_activations(acts, metric="activation_code_logdet")
+    return _code_logdet(
+        a, threshold=threshold, batch_size=batch_size, ridge=ridge, metric="activation_code_logdet"
+    )
+
+
+@register_metric("naswot", direction="maximize", scope="network")
+def naswot(
+    layers: Sequence[ArrayLike],
+    *,
+    threshold: float = 0.0,
+    batch_size: int = NASWOT_BATCH,
+    ridge: float = 1.0,
+) -> float:
+    """NASWOT score of a network: the Hamming-kernel log-determinant of all hidden units together.
+
+    :func:`activation_code_logdet` on the concatenated layers. Mellor et al. (2021)
+    concatenate the codes of every rectified unit in the network, so ``N_A`` is the total
+    number of hidden units; this does the same with the captured hidden layers. Same batches,
+    ridge and threshold as :func:`activation_code_logdet`.
+
+    Args:
+        layers: one array of shape ``(n_samples, n_units_l)`` per hidden layer, same rows.
+        threshold: a unit is on where its activation is greater than this.
+        batch_size: rows per kernel, >= 2.
+        ridge: added to the kernel's diagonal, >= 0.
+
+    Returns:
+        A float; higher is better (at initialisation it ranks NAS-Bench-201 CIFAR-10
+        architectures with Spearman rho about 0.79 against final accuracy).
+    """
+    arrays = as_layers(layers, metric="naswot")
+    a = np.concatenate(arrays, axis=1)
+    return _code_logdet(a, threshold=threshold, batch_size=batch_size, ridge=ridge, metric="naswot")
+
+
+@register_metric("unique_codes_fraction", direction="maximize", aggregate="mean")
+def unique_codes_fraction(acts: ArrayLike, *, threshold: float = 0.0) -> float:
+    """Share of samples whose binary on/off code is distinct: #unique(c_i) / n_samples.
+
+    Codes as in :func:`activation_code_logdet` (``c_i = [a_i > threshold]``), over all rows.
+    A layer that maps different inputs to the same pattern of active units cannot tell them
+    apart by its linear regions alone (cf. Hanin & Rolnick 2019 on activation regions).
+
+    Args:
+        acts: shape ``(n_samples, n_units)``, one layer's post-activation outputs.
+        threshold: a unit is on where its activation is greater than this.
+
+    Returns:
+        A float in [1 / n_samples, 1]; 1 when every sample has its own pattern. Higher is
+        better, but it saturates at 1 for wide layers (2^n_units patterns).
+    """
+    a = as_activations(acts, metric="unique_codes_fraction")
+    packed = np.packbits(a > threshold, axis=1)
+    n_unique = np.unique(packed, axis=0).shape[0]
+    return float(n_unique / a.shape[0])
