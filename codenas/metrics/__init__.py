@@ -22,6 +22,17 @@ from codenas.metrics.capacity import (
 from codenas.metrics.capture import capture_activations
 from codenas.metrics.codes import activation_code_logdet, naswot, unique_codes_fraction
 from codenas.metrics.compute import compute_metrics
+from codenas.metrics.disentanglement import (
+    dci,
+    dci_forest,
+    dci_from_importance,
+    mig,
+    modularity,
+    modularity_from_mi,
+    mutual_information_matrix,
+    sap,
+    sap_continuous,
+)
 from codenas.metrics.redundancy import cka_matrix, layer_redundancy, linear_cka
 from codenas.metrics.registry import (
     METRICS,
@@ -41,16 +52,25 @@ __all__ = [
     "capture_activations",
     "cka_matrix",
     "compute_metrics",
+    "dci",
+    "dci_forest",
+    "dci_from_importance",
     "dead_fraction",
     "effective_rank",
     "get_metric",
     "hoyer_sparsity",
     "layer_redundancy",
     "linear_cka",
+    "mig",
+    "modularity",
+    "modularity_from_mi",
+    "mutual_information_matrix",
     "naswot",
     "participation_ratio",
     "register_metric",
     "register_run_metric",
+    "sap",
+    "sap_continuous",
     "twonn_dimension",
     "unique_codes_fraction",
 ]
