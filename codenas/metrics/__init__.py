@@ -33,6 +33,13 @@ from codenas.metrics.disentanglement import (
     sap,
     sap_continuous,
 )
+from codenas.metrics.labels import (
+    class_selectivity,
+    label_information_per_unit,
+    linear_probe_accuracy,
+    selectivity_index,
+    unit_label_information,
+)
 from codenas.metrics.redundancy import cka_matrix, layer_redundancy, linear_cka
 from codenas.metrics.registry import (
     METRICS,
@@ -51,6 +58,7 @@ __all__ = [
     "capacity_usage",
     "capture_activations",
     "cka_matrix",
+    "class_selectivity",
     "compute_metrics",
     "dci",
     "dci_forest",
@@ -59,8 +67,10 @@ __all__ = [
     "effective_rank",
     "get_metric",
     "hoyer_sparsity",
+    "label_information_per_unit",
     "layer_redundancy",
     "linear_cka",
+    "linear_probe_accuracy",
     "mig",
     "modularity",
     "modularity_from_mi",
@@ -71,6 +81,8 @@ __all__ = [
     "register_run_metric",
     "sap",
     "sap_continuous",
+    "selectivity_index",
     "twonn_dimension",
     "unique_codes_fraction",
+    "unit_label_information",
 ]
