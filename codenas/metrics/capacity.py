@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from codenas.metrics._common import row_subset
-from codenas.metrics._validation import as_activations, as_layers
+from codenas.metrics._validation import as_activations, as_centred, as_layers
 from codenas.metrics.registry import register_metric
 
 
@@ -35,10 +35,6 @@ def dead_fraction(acts: ArrayLike, tol: float = 0.0) -> float:
     return float(np.mean(np.max(np.abs(a), axis=0) <= tol))
 
 
-def _centred(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    return a - a.mean(axis=0, keepdims=True)
-
-
 def _gram(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """``x.T @ x`` or ``x @ x.T``, whichever is smaller: both have the same non-zero spectrum.
 
@@ -48,12 +44,12 @@ def _gram(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return x.T @ x if d <= n else x @ x.T
 
 
-def _singular_values(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Singular values of the column-centred matrix, largest first, numerical zeros set to 0."""
-    eig = np.linalg.eigvalsh(_gram(_centred(a)))[::-1]
+def _singular_values(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Singular values of the column-centred ``x``, largest first, numerical zeros set to 0."""
+    eig = np.linalg.eigvalsh(_gram(x))[::-1]
     # The Gram's eigenvalues are exact only to ~eps * max: treat the noise floor as zero, as
     # np.linalg.matrix_rank does, so that an exactly rank-k matrix scores k, not k + noise.
-    floor = eig[0] * max(a.shape) * np.finfo(np.float64).eps if eig.size else 0.0
+    floor = eig[0] * max(x.shape) * np.finfo(np.float64).eps if eig.size else 0.0
     eig = np.where(eig > floor, eig, 0.0)
     return np.sqrt(eig)
 
@@ -74,7 +70,10 @@ def effective_rank(acts: ArrayLike) -> float:
         A float in [1, min(n_samples - 1, n_units)] (1.0 for a constant layer); higher means the
         layer's variance is spread over more directions.
     """
-    s = _singular_values(as_activations(acts, metric="effective_rank"))
+    return _effective_rank(_singular_values(as_centred(acts, metric="effective_rank")))
+
+
+def _effective_rank(s: NDArray[np.float64]) -> float:
     total = s.sum()
     if total <= np.finfo(float).tiny:
         return 1.0
@@ -100,7 +99,7 @@ def participation_ratio(acts: ArrayLike) -> float:
         variance lies along one direction (e.g. k identical units), n_units for isotropic
         activity. Higher is better: more dimensions carry variance.
     """
-    g = _gram(_centred(as_activations(acts, metric="participation_ratio")))
+    g = _gram(as_centred(acts, metric="participation_ratio"))
     trace = float(np.trace(g))
     frob2 = float(np.sum(g * g))
     if trace <= 0.0 or frob2 <= 0.0:
@@ -221,7 +220,7 @@ def twonn_dimension(
         )
     if max_queries is not None and max_queries < 3:
         raise ValueError(f"twonn_dimension: `max_queries >= 3` must hold, got {max_queries=}")
-    x = _centred(a)
+    x = a - a.mean(axis=0)
     # Keyed on the raw rows: the centred ones depend on summation order in the mean.
     queries = row_subset(a, max_queries) if max_queries is not None else np.arange(len(a))
     r1, r2 = _two_nearest(x, queries)
@@ -253,5 +252,5 @@ def capacity_usage(layers: Sequence[ArrayLike]) -> float:
         A float in (0, 1]: 1 means every layer spreads its variance over all its units, a small
         value means most of the width is unused.
     """
-    arrays = as_layers(layers, metric="capacity_usage")
-    return float(np.mean([effective_rank(a) / a.shape[1] for a in arrays]))
+    xs = as_layers(layers, metric="capacity_usage", centred=True)
+    return float(np.mean([_effective_rank(_singular_values(x)) / x.shape[1] for x in xs]))

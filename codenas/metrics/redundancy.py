@@ -13,12 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from codenas.metrics._validation import as_activations, as_layers
+from codenas.metrics._validation import as_centred, as_layers
 from codenas.metrics.registry import register_metric
-
-
-def _centred(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    return a - a.mean(axis=0, keepdims=True)
 
 
 def _self_similarity(x: NDArray[np.float64]) -> float:
@@ -70,8 +66,8 @@ def linear_cka(a: ArrayLike, b: ArrayLike) -> float:
         constant (no variance to compare). Neither direction is better in itself; see
         :func:`layer_redundancy`.
     """
-    x = _centred(as_activations(a, name="a", metric="linear_cka"))
-    y = _centred(as_activations(b, name="b", metric="linear_cka"))
+    x = as_centred(a, name="a", metric="linear_cka")
+    y = as_centred(b, name="b", metric="linear_cka")
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"linear_cka: a and b must have the same n_samples (rows), got {x.shape[0]} and "
@@ -93,7 +89,7 @@ def cka_matrix(layers: Sequence[ArrayLike]) -> NDArray[np.float64]:
         A symmetric array of shape ``(n_layers, n_layers)`` with values in [0, 1]; the diagonal
         is 1 (0 for a constant layer).
     """
-    xs = [_centred(a) for a in as_layers(layers, metric="cka_matrix")]
+    xs = as_layers(layers, metric="cka_matrix", centred=True)
     norms = [_self_similarity(x) for x in xs]
     m = np.eye(len(xs))
     for i in range(len(xs)):
@@ -120,10 +116,9 @@ def layer_redundancy(layers: Sequence[ArrayLike]) -> float:
     Returns:
         A float in [0, 1]; high values mean consecutive layers largely repeat each other.
     """
-    arrays = as_layers(layers, metric="layer_redundancy")
-    if len(arrays) < 2:
+    xs = as_layers(layers, metric="layer_redundancy", centred=True)
+    if len(xs) < 2:
         return 0.0
-    xs = [_centred(a) for a in arrays]
     norms = [_self_similarity(x) for x in xs]
     return float(
         np.mean([_cka(xs[k], xs[k + 1], norms[k], norms[k + 1]) for k in range(len(xs) - 1)])

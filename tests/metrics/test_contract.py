@@ -117,6 +117,16 @@ def test_finite_and_deterministic(info: MetricInfo, data: dict[str, Any]) -> Non
 
 
 @pytest.mark.parametrize("info", MEASURED, ids=_ids(MEASURED))
+def test_leaves_its_inputs_alone(info: MetricInfo, data: dict[str, Any]) -> None:
+    f32 = [a.astype(np.float32) for a in data["layers"]]
+    for layers in (data["layers"], f32):
+        before = [a.copy() for a in layers]
+        _call(info, layers, data)
+        for a, b in zip(layers, before, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("info", MEASURED, ids=_ids(MEASURED))
 def test_invariant_to_row_order(info: MetricInfo, data: dict[str, Any]) -> None:
     if info.name in ROW_ORDER_EXEMPT:
         pytest.skip(f"{info.name}: {ROW_ORDER_EXEMPT[info.name]}")
