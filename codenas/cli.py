@@ -95,13 +95,53 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     _, source = resolve_config_path(args.config)
     config = codenas.load_config(args.config, _search_overrides(args))
+    return _search(config, args, source)
+
+
+def _search(config: Any, args: argparse.Namespace, source: str) -> int:
+    import codenas
+
     n_trials = args.trials if args.trials is not None else config.study.trials
-    study = codenas.search.run(
-        config, n_trials=n_trials, progress=not args.no_progress, source=source
-    )
+    if n_trials < 1:
+        raise ConfigError(f"--trials: must be at least 1, got {n_trials}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        from codenas.search.parallel import run_workers
+
+        study = run_workers(
+            config,
+            n_trials=n_trials,
+            workers=args.workers,
+            progress=not args.no_progress,
+            source=source,
+        )
+    else:
+        study = codenas.search.run(
+            config, n_trials=n_trials, progress=not args.no_progress, source=source
+        )
     _print_front(study)
     _next_steps(config)
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from codenas.config import Config
+    from codenas.search.study import load_study, stored_config
+
+    _existing_sqlite(args.storage, "Optuna storage", "--storage")
+    study = load_study(args.study, args.storage)
+    stored = stored_config(study).to_dict()
+    # The stored config has its URLs masked: this worker's own --storage/--tracking-uri are
+    # the ones it uses.
+    stored["study"]["storage"] = args.storage
+    if args.tracking_uri:
+        stored["tracking"]["uri"] = args.tracking_uri
+    elif "***" in stored["tracking"]["uri"]:
+        raise ConfigError("the study's tracking URI has a masked password; pass --tracking-uri")
+    source = f"study {study.study_name!r}"
+    config = Config.from_dict(stored, source=source)
+    return _search(config, args, source)
 
 
 def cmd_front(args: argparse.Namespace) -> int:
@@ -238,8 +278,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="override any config key, value parsed as YAML; repeatable "
         "(e.g. --set train.epochs=5 --set 'space.shape=[funnel, constant]')",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_options(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "worker",
+        help="join an existing study as one more worker, without a config file",
+        description="Join an existing study (its config is stored with it) and run trials "
+        "for it: start the same command on every machine that should work on the study.",
+    )
+    p.add_argument("--study", metavar="NAME", help="study name (default: the storage's only study)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        required=True,
+        help="the study's Optuna storage, e.g. postgresql://user:pass@host/db",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI, e.g. http://host:5000 (default: the study's)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="trials to add (default: study.trials of the stored config)",
+    )
+    _add_run_options(p)
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
         "front",
@@ -285,6 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.set_defaults(func=func)
     return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine, sharing the study, the --trials budget and "
+        "the cores (default: 1)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -468,6 +468,7 @@ def run(
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     enqueue: Sequence[dict[str, Any]] = (),
     budget: Budget | None = None,
+    retries_only: bool = False,
     worker_index: int = 0,
     workers: int = 1,
     source: str = "config",
@@ -488,6 +489,7 @@ def run(
         enqueue: trial parameters (``{"depth": 2, "width": 64, ...}``) to evaluate first;
             they count towards ``n_trials``.
         budget: a :class:`Budget` shared with other workers (overrides ``n_trials``).
+        retries_only: run only the trials re-queued after a worker died (WAITING), then stop.
         worker_index: index of this worker among ``workers`` on one machine (seeds, threads).
         workers: number of workers sharing the machine's cores.
         source: where the config came from, for error messages.
@@ -561,7 +563,12 @@ def run(
         with _quiet_optuna(quiet):
             # One optimize call per trial: the budget is checked before each trial starts,
             # so workers sharing it never overshoot, and Optuna's heartbeat still runs.
-            while objective.fatal is None and budget.take():
+            while objective.fatal is None:
+                if retries_only:
+                    if not _has_waiting(study):
+                        break
+                elif not budget.take():
+                    break
                 objective.last_retry = None
                 study.optimize(
                     objective,
@@ -570,8 +577,8 @@ def run(
                     callbacks=all_callbacks,
                     gc_after_trial=False,
                 )
-                if objective.last_retry is not None:
-                    budget.give_back()
+                if objective.last_retry is not None and not retries_only:
+                    budget.give_back()  # re-running a dead worker's trial is not a new trial
     finally:
         if bar is not None:
             bar.close()
@@ -585,6 +592,12 @@ def run(
     if objective.fatal is not None:
         raise objective.fatal
     return study
+
+
+def _has_waiting(study: optuna.Study) -> bool:
+    import optuna
+
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def front(

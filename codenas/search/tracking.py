@@ -18,6 +18,7 @@ with the reason and the search stops with a one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -106,8 +107,23 @@ class TrackingUnavailable(StorageError):
     """The MLflow tracking backend stayed unreachable for longer than ``tracking.retry_for``."""
 
 
+_CAUSES = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host"),
+    ("timed out", "timed out"),
+    ("Connection reset", "connection reset"),
+    ("Connection aborted", "connection aborted"),
+    ("RemoteDisconnected", "connection closed by the server"),
+    ("database is locked", "database is locked"),
+)
+
+
 def _reason(err: BaseException) -> str:
+    """A short cause for one-line messages (MLflow's own messages nest whole tracebacks)."""
     text = str(err).strip()
+    for needle, cause in _CAUSES:
+        if needle in text:
+            return cause
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
@@ -148,33 +164,57 @@ class RetryingClient:
         self._retry_for = retry_for
         self._warn = warn
 
+    @property
+    def raw(self) -> MlflowClient:
+        """The wrapped client, whose calls are not retried."""
+        return self._client
+
+    def retry(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        recover: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Call ``fn`` until it succeeds or ``retry_for`` seconds have passed.
+
+        ``recover``, for calls that are not idempotent (creating a run), is asked before each
+        new attempt whether the failed one took effect after all (the request arrived, its
+        answer was lost); a non-``None`` answer is returned instead of trying again.
+        """
+        start = time.monotonic()
+        delay = 1.0
+        while True:
+            try:
+                return fn()
+            except Exception as err:
+                if not _transient(err):
+                    raise
+                waited = time.monotonic() - start
+                if waited + delay > self._retry_for:
+                    raise TrackingUnavailable(
+                        f"MLflow tracking URI {mask_url(self._uri)!r} unreachable for "
+                        f"{waited:.0f} s ({_reason(err)}); stopped after "
+                        f"tracking.retry_for={self._retry_for:g} s"
+                    ) from None
+                self._warn(
+                    f"MLflow {mask_url(self._uri)} unreachable ({_reason(err)}); retrying "
+                    f"{name} in {delay:.0f} s ({waited:.0f} of {self._retry_for:g} s)"
+                )
+                time.sleep(delay)
+                delay = min(2 * delay, 30.0)
+                if recover is not None:
+                    with contextlib.suppress(Exception):
+                        done = recover()
+                        if done is not None:
+                            return done
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
         if not callable(attr):
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
-            delay = 1.0
-            while True:
-                try:
-                    return attr(*args, **kwargs)
-                except Exception as err:
-                    if not _transient(err):
-                        raise
-                    waited = time.monotonic() - start
-                    if waited + delay > self._retry_for:
-                        raise TrackingUnavailable(
-                            f"MLflow tracking URI {mask_url(self._uri)!r} unreachable for "
-                            f"{waited:.0f} s ({_reason(err)}); stopped after "
-                            f"tracking.retry_for={self._retry_for:g} s"
-                        ) from None
-                    self._warn(
-                        f"MLflow {mask_url(self._uri)} unreachable ({_reason(err)}); retrying "
-                        f"{name} in {delay:.0f} s ({waited:.0f} of {self._retry_for:g} s)"
-                    )
-                    time.sleep(delay)
-                    delay = min(2 * delay, 30.0)
+            return self.retry(name, lambda: attr(*args, **kwargs))
 
         return call
 
@@ -227,6 +267,33 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         return experiment.experiment_id
 
 
+def create_run_once(client: Any, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> str:
+    """Create a run, exactly once even if the answer to the request is lost.
+
+    The run carries a random ``codenas.request_id`` tag; before a retry, the experiment is
+    searched for it, so a request that reached the server is not repeated.
+    """
+    import uuid
+
+    key = uuid.uuid4().hex
+    tags = {**tags, "codenas.request_id": key}
+
+    raw = client.raw if isinstance(client, RetryingClient) else client
+
+    def create() -> str:  # one attempt: the retries, with ``find``, happen around it
+        return raw.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+
+    def find() -> str | None:
+        runs = client.search_runs(
+            [experiment_id], filter_string=f"tags.`codenas.request_id` = '{key}'", max_results=1
+        )
+        return runs[0].info.run_id if runs else None
+
+    if isinstance(client, RetryingClient):
+        return str(client.retry("create_run", create, recover=find))
+    return create()
+
+
 class MlflowTracker:
     """Logs a study to MLflow (see the module docstring).
 
@@ -254,10 +321,11 @@ class MlflowTracker:
         self.client = make_client(self.uri, retry_for=config.tracking.retry_for)
         self.experiment_id = ensure_experiment(self.client, config.experiment, self.uri)
         self.parent_run_id = self._parent_run(created, wait_parent)
-        self._pareto_tags: dict[int, bool] = self._load_pareto_tags()
-        # Runs opened by the callback for trials that failed before their run existed; a
-        # finished trial cannot take the run id as an attribute any more.
-        self._orphan_runs: dict[int, str] = {}
+        # Trial number -> child run id and -> its codenas.pareto tag, for every run logged so
+        # far by any worker; kept up to date by this process.
+        self._runs: dict[int, str] = {}
+        self._pareto_tags: dict[int, bool] = {}
+        self._load_children()
         self._metrics_logged: set[int] = set()
         self._front_key: tuple[Any, ...] | None = None
         self._plot_key: tuple[Any, ...] | None = None
@@ -322,10 +390,11 @@ class MlflowTracker:
         cfg = self.config.to_dict()
         cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
         cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
-        run = self.client.create_run(
+        run_id = create_run_once(
+            self.client,
             self.experiment_id,
-            run_name=self.study.study_name,
-            tags={
+            self.study.study_name,
+            {
                 "codenas.study": self.study.study_name,
                 "codenas.role": "study",
                 "codenas.storage": mask_url(self.config.study.storage),
@@ -335,7 +404,6 @@ class MlflowTracker:
                 ),
             },
         )
-        run_id = run.info.run_id
         params = [Param(k, _param_value(v)) for k, v in sorted(flatten(cfg).items())]
         for chunk in _chunks(params, 100):
             self.client.log_batch(run_id, params=chunk)
@@ -347,6 +415,21 @@ class MlflowTracker:
 
     # ----------------------------------------------------------------------- trial runs
 
+    def _open_run(self, number: int, worker: str, extra: Mapping[str, str] | None = None) -> str:
+        """Create the child run of trial ``number`` (RUNNING) and remember it."""
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "codenas.study": self.study.study_name,
+            "codenas.trial_number": str(number),
+            "codenas.pareto": "false",
+            "codenas.worker": worker,
+            **(extra or {}),
+        }
+        run_id = create_run_once(self.client, self.experiment_id, f"trial-{number}", tags)
+        self._runs[number] = run_id
+        self._pareto_tags[number] = False
+        return run_id
+
     def trial_started(
         self, trial: optuna.Trial, spec: Spec | None, retry_of: int | None = None
     ) -> str:
@@ -357,31 +440,21 @@ class MlflowTracker:
         """
         from mlflow.entities import Param
 
-        tags = {
-            "mlflow.parentRunId": self.parent_run_id,
-            "codenas.study": self.study.study_name,
-            "codenas.trial_number": str(trial.number),
-            "codenas.pareto": "false",
-            "codenas.worker": worker_id(),
-        }
+        extra: dict[str, str] = {}
         if retry_of is not None:
-            tags["codenas.retry_of_trial"] = str(retry_of)
-            origin = self._run_of_trial(retry_of)
+            extra["codenas.retry_of_trial"] = str(retry_of)
+            origin = self._runs.get(retry_of) or self._run_of_trial(retry_of)
             if origin:
-                tags["codenas.retry_of_run"] = origin
+                extra["codenas.retry_of_run"] = origin
         if spec is not None:
-            tags["codenas.spec"] = spec.to_json()
-        run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{trial.number}", tags=tags
-        )
-        params = {k: v for k, v in trial.params.items()}
+            extra["codenas.spec"] = spec.to_json()
+        run_id = self._open_run(trial.number, worker_id(), extra)
+        params = dict(trial.params)
         if spec is not None:
             params.update(spec.to_dict())
-        self.client.log_batch(
-            run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
-        )
-        trial.set_user_attr(RUN_ATTR, run.info.run_id)
-        return run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+        trial.set_user_attr(RUN_ATTR, run_id)
+        return run_id
 
     def _run_of_trial(self, number: int) -> str | None:
         try:
@@ -414,20 +487,9 @@ class MlflowTracker:
     def _finish(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from mlflow.entities import Metric, RunTag
 
-        run_id = trial.user_attrs.get(RUN_ATTR) or self._orphan_runs.get(trial.number)
+        run_id = self._run_id(trial)
         if run_id is None:  # the trial failed before its run was opened (e.g. in sampling)
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=f"trial-{trial.number}",
-                tags={
-                    "mlflow.parentRunId": self.parent_run_id,
-                    "codenas.study": study.study_name,
-                    "codenas.trial_number": str(trial.number),
-                    "codenas.worker": worker_id(),
-                },
-            )
-            run_id = run.info.run_id
-            self._orphan_runs[trial.number] = run_id
+            run_id = self._open_run(trial.number, worker_id())
         best = study.best_trials
         in_front = any(t.number == trial.number for t in best)
         state = trial.state.name
@@ -454,26 +516,20 @@ class MlflowTracker:
 
     def trial_killed(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Heartbeat hook: the worker of ``trial`` died; end its run as KILLED with the reason."""
-        run_id = trial.user_attrs.get(RUN_ATTR)
-        if run_id is None or self.down:
+        if self.down:
             return
-        grace = self.config.study.grace_period
+        run_id = self._run_id(trial)
+        if run_id is None:  # killed before its run was opened: open one, so none is missing
+            run_id = self._open_run(trial.number, str(trial.user_attrs.get("worker", "?")))
         self.client.set_tag(run_id, "codenas.state", "FAIL")
-        self.client.set_tag(
-            run_id,
-            "codenas.fail_reason",
-            f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats for "
-            f"{grace} s (killed or hung); the trial is retried with the same parameters "
-            f"up to study.retries={self.config.study.retries} time(s)",
-        )
+        self.client.set_tag(run_id, "codenas.fail_reason", self._killed_reason(trial))
         self.client.set_terminated(run_id, status="KILLED")
         self._pareto_tags[trial.number] = False
 
     # ----------------------------------------------------------------------- Pareto front
 
-    def _load_pareto_tags(self) -> dict[int, bool]:
-        """The ``codenas.pareto`` tag of every child run already logged, by trial number."""
-        tags: dict[int, bool] = {}
+    def _load_children(self) -> None:
+        """Read every child run already logged: its trial number and ``codenas.pareto`` tag."""
         token = None
         while True:
             page = self.client.search_runs(
@@ -484,11 +540,17 @@ class MlflowTracker:
             )
             for run in page:
                 number = run.data.tags.get("codenas.trial_number")
-                if number is not None and "codenas.pareto" in run.data.tags:
-                    tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
+                if number is None:
+                    continue
+                self._runs[int(number)] = run.info.run_id
+                if "codenas.pareto" in run.data.tags:
+                    self._pareto_tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
             token = page.token
             if not token:
-                return tags
+                return
+
+    def _run_id(self, trial: optuna.trial.FrozenTrial) -> str | None:
+        return trial.user_attrs.get(RUN_ATTR) or self._runs.get(trial.number)
 
     def update_front(
         self,
@@ -509,7 +571,7 @@ class MlflowTracker:
         best = study.best_trials if best is None else best
         front = {t.number for t in best}
         for t in study.get_trials(deepcopy=False):
-            run_id = t.user_attrs.get(RUN_ATTR) or self._orphan_runs.get(t.number)
+            run_id = self._run_id(t)
             if run_id is None:
                 continue
             desired = t.number in front
@@ -530,6 +592,13 @@ class MlflowTracker:
             self._plot_key = key
             self._plot_time = time.monotonic()
 
+    def _killed_reason(self, trial: optuna.trial.FrozenTrial) -> str:
+        return (
+            f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats for "
+            f"{self.config.study.grace_period} s (killed or hung); the trial is retried with "
+            f"the same parameters up to study.retries={self.config.study.retries} time(s)"
+        )
+
     def reconcile(self) -> int:
         """End runs left RUNNING by trials that finished without their process's callback.
 
@@ -541,7 +610,10 @@ class MlflowTracker:
         Returns:
             The number of runs fixed.
         """
-        trials = {t.user_attrs.get(RUN_ATTR): t for t in self.study.get_trials(deepcopy=False)}
+        trials = {
+            self._run_id(t) or f"no-run-{t.number}": t
+            for t in self.study.get_trials(deepcopy=False)
+        }
         running = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
@@ -550,13 +622,23 @@ class MlflowTracker:
             ),
             max_results=1000,
         )
+        running = list(running)
         fixed = 0
+        # A trial interrupted or killed before its run was opened has none yet: open it, so
+        # every trial has exactly one run (it is then ended below like the others).
+        for trial in trials.values():
+            if trial.state.is_finished() and self._run_id(trial) is None:
+                run_id = self._open_run(trial.number, str(trial.user_attrs.get("worker", "?")))
+                trials[run_id] = trial
+                running.append(self.client.get_run(run_id))
         for run in running:
             trial = trials.get(run.info.run_id)
             if trial is None or not trial.state.is_finished():
                 continue
             self.client.set_tag(run.info.run_id, "codenas.state", trial.state.name)
             reason = trial.user_attrs.get("fail_reason")
+            if trial.state.name == "FAIL" and not reason:  # failed by the heartbeat check
+                reason = self._killed_reason(trial)
             if reason:
                 self.client.set_tag(run.info.run_id, "codenas.fail_reason", str(reason)[:8000])
             status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
