@@ -7,7 +7,10 @@ them transposed).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -152,3 +155,19 @@ def row_subset(x: NDArray[np.float64], k: int) -> NDArray[np.int64]:
         count=n,
     )
     return np.sort(np.argsort(keys, kind="stable")[:k])
+
+
+@contextlib.contextmanager
+def factors_are_classes() -> Iterator[None]:
+    """Silence scikit-learn's "more unique classes than 50% of the samples" warning.
+
+    It guesses that ``y`` may be a regression target; factor levels and labels are classes by
+    definition (a 40-level factor on a few hundred rows is normal), so the guess is noise.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="The number of unique classes is greater than 50%",
+            category=UserWarning,
+        )
+        yield

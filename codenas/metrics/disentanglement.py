@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from codenas.metrics._common import (
     entropy,
+    factors_are_classes,
     histogram_discretize,
     zscore_train_test,
 )
@@ -173,7 +174,8 @@ def _importance_matrix(
             model = ExtraTreesClassifier(
                 n_estimators=50, max_features=None, min_samples_leaf=5, random_state=0
             )
-        model.fit(x_train, y_train)
+        with factors_are_classes():
+            model.fit(x_train, y_train)
         importance[:, j] = np.abs(model.feature_importances_)
         accuracy[j] = np.mean(model.predict(x_test) == y_test)
     return importance, float(np.mean(accuracy))
@@ -313,7 +315,8 @@ def sap(codes: ArrayLike, factors: ArrayLike) -> float:
         y_train, y_test = y[:n_train, j], y[n_train:, j]
         for u in range(d):
             clf = LinearSVC(C=0.01, class_weight="balanced", random_state=0)
-            clf.fit(x[:n_train, u : u + 1], y_train)
+            with factors_are_classes():
+                clf.fit(x[:n_train, u : u + 1], y_train)
             score[u, j] = np.mean(clf.predict(x[n_train:, u : u + 1]) == y_test)
     return _top_two_gap(score)
 
@@ -408,9 +411,11 @@ def _explicitness(
             scores.append(0.5)
             continue
         if solver == "lbfgs":
-            clf = LogisticRegression(max_iter=1000).fit(z_train, y_train)
+            model = LogisticRegression(max_iter=1000)
         else:
-            clf = OneVsRestClassifier(LogisticRegression(solver="liblinear")).fit(z_train, y_train)
+            model = OneVsRestClassifier(LogisticRegression(solver="liblinear"))
+        with factors_are_classes():
+            clf = model.fit(z_train, y_train)
         proba = clf.predict_proba(z_test)
         aucs = []
         for k, cls in enumerate(clf.classes_):

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from codenas.metrics._common import (
     entropy,
+    factors_are_classes,
     histogram_discretize,
     mutual_information,
     zscore_train_test,
@@ -185,5 +186,6 @@ def linear_probe_accuracy(acts: ArrayLike, labels: ArrayLike, *, C: float = 1.0)
     if not kept.any():
         majority = np.bincount(y_train).argmax()
         return float(np.mean(y_test == majority))
-    clf = LogisticRegression(C=C, max_iter=1000).fit(z_train, y_train)
+    with factors_are_classes():
+        clf = LogisticRegression(C=C, max_iter=1000).fit(z_train, y_train)
     return float(np.mean(clf.predict(z_test) == y_test))
