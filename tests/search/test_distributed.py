@@ -119,7 +119,7 @@ def check_killed_and_retried(study: optuna.Study, by_trial: dict, victim: int) -
         in by_trial[killed_trial.number].data.tags["codenas.fail_reason"]
     )
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_trial.number]
-    assert len(retries) == 1, "the killed trial is retried once"
+    assert len(retries) == 1, f"the killed trial is retried once: {summary}"
     retry = retries[0]
     assert retry.state.name == "COMPLETE"
     assert retry.params == killed_trial.params
