@@ -230,7 +230,10 @@ def make_client(tracking_uri: str, retry_for: float | None = None) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     from mlflow.tracking import MlflowClient
 
+    from codenas.search import _sqlite
+
     _quiet_mlflow()  # after the import: importing mlflow configures its loggers
+    _sqlite.tune(tracking_uri)
 
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
