@@ -19,6 +19,7 @@ import multiprocessing as mp
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from codenas.config import Config
@@ -77,9 +78,13 @@ def run_workers(
     workers: int = 2,
     progress: bool = False,
     source: str = "config",
+    enqueue: Sequence[dict[str, Any]] = (),
     poll: float = 0.5,
 ) -> Any:
     """Run ``n_trials`` more trials of ``config`` with ``workers`` processes on this machine.
+
+    ``enqueue`` lists trial parameters to evaluate first (they count towards ``n_trials``),
+    as in :func:`codenas.search.run`.
 
     Returns:
         The Optuna study once every worker has finished.
@@ -108,6 +113,8 @@ def run_workers(
         tracker = MlflowTracker(config, study, created=created)
         stale.hooks.append(tracker.trial_killed)
     start = len(study.trials)
+    for params in enqueue:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
 
     ctx = mp.get_context("spawn")
     tickets = ctx.Value("i", n_trials)
