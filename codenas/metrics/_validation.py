@@ -30,6 +30,7 @@ def as_activations(
     min_samples: int = 2,
     metric: str | None = None,
     columns: str = "n_units",
+    keep_float: bool = False,
 ) -> NDArray[np.float64]:
     """Return ``acts`` as a finite float64 array of shape ``(n_samples, n_units)``.
 
@@ -39,6 +40,8 @@ def as_activations(
         min_samples: the fewest rows the caller can work with.
         metric: the calling metric's name, prefixed to messages.
         columns: what the columns are, for messages.
+        keep_float: return float32 (or other floating) input as it is, without a float64
+            copy, for callers that only compare values (binary codes).
 
     Raises:
         ValueError: if it is not 2-D, has fewer than ``min_samples`` rows or no columns, or
@@ -46,7 +49,9 @@ def as_activations(
     """
     where = _prefix(metric)
     try:
-        arr = np.asarray(_to_numpy(acts), dtype=np.float64)
+        arr = np.asarray(_to_numpy(acts))
+        if not (keep_float and arr.dtype.kind == "f"):
+            arr = np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"{where}{name} must be a numeric array, got {type(acts).__name__}: {err}"
@@ -89,6 +94,7 @@ def as_layers(
     min_layers: int = 1,
     metric: str | None = None,
     centred: bool = False,
+    keep_float: bool = False,
 ) -> list[NDArray[np.float64]]:
     """Return a list of validated ``(n_samples, n_units)`` arrays that share ``n_samples``
     (column-centred when ``centred``).
@@ -108,8 +114,9 @@ def as_layers(
     if len(layers) < min_layers:
         raise ValueError(f"{where}needs at least {min_layers} layer(s), got {len(layers)}")
     check = as_centred if centred else as_activations
+    extra = {"keep_float": True} if keep_float else {}
     out = [
-        check(a, name=f"layer {k}", min_samples=min_samples, metric=metric)
+        check(a, name=f"layer {k}", min_samples=min_samples, metric=metric, **extra)
         for k, a in enumerate(layers)
     ]
     rows = [a.shape[0] for a in out]

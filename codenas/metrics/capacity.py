@@ -31,7 +31,7 @@ def dead_fraction(acts: ArrayLike, tol: float = 0.0) -> float:
     Returns:
         A float in [0, 1]; 0 means every unit fires on some sample.
     """
-    a = as_activations(acts, metric="dead_fraction")
+    a = as_activations(acts, metric="dead_fraction", keep_float=True)  # exact in float32
     return float(np.mean(np.max(np.abs(a), axis=0) <= tol))
 
 

@@ -35,14 +35,14 @@ def _batch_logdet(codes: NDArray[np.bool_], ridge: float) -> float:
     return float(logdet) if sign > 0 else -np.inf
 
 
-def _code_logdet(
-    a: NDArray[np.float64], *, threshold: float, batch_size: int, ridge: float, metric: str
-) -> float:
+def _check_options(batch_size: int, ridge: float, metric: str) -> None:
     if batch_size < 2:
         raise ValueError(f"{metric}: `batch_size >= 2` must hold, got {batch_size=}")
     if ridge < 0:
         raise ValueError(f"{metric}: `ridge >= 0` must hold, got {ridge=}")
-    codes = a > threshold
+
+
+def _code_logdet(codes: NDArray[np.bool_], *, batch_size: int, ridge: float) -> float:
     n = codes.shape[0]
     if n <= batch_size:
         return _batch_logdet(codes, ridge)
@@ -93,10 +93,9 @@ def activation_code_logdet(
         between ``log(1 + m N_A)`` (every code identical) and ``m log(N_A + 1)`` (Hadamard's
         bound). Higher is better; it grows with width, as the paper's score does.
     """
-    a = as_activations(acts, metric="activation_code_logdet")
-    return _code_logdet(
-        a, threshold=threshold, batch_size=batch_size, ridge=ridge, metric="activation_code_logdet"
-    )
+    _check_options(batch_size, ridge, "activation_code_logdet")
+    a = as_activations(acts, metric="activation_code_logdet", keep_float=True)
+    return _code_logdet(a > threshold, batch_size=batch_size, ridge=ridge)
 
 
 @register_metric("naswot", direction="maximize", scope="network")
@@ -124,9 +123,11 @@ def naswot(
         A float; higher is better (at initialisation it ranks NAS-Bench-201 CIFAR-10
         architectures with Spearman rho about 0.79 against final accuracy).
     """
-    arrays = as_layers(layers, metric="naswot")
-    a = np.concatenate(arrays, axis=1)
-    return _code_logdet(a, threshold=threshold, batch_size=batch_size, ridge=ridge, metric="naswot")
+    _check_options(batch_size, ridge, "naswot")
+    # Threshold layer by layer and join the bits: no float copy of the whole network.
+    arrays = as_layers(layers, metric="naswot", keep_float=True)
+    codes = np.concatenate([a > threshold for a in arrays], axis=1)
+    return _code_logdet(codes, batch_size=batch_size, ridge=ridge)
 
 
 @register_metric("unique_codes_fraction", direction="maximize", aggregate="mean")
@@ -145,7 +146,7 @@ def unique_codes_fraction(acts: ArrayLike, *, threshold: float = 0.0) -> float:
         A float in [1 / n_samples, 1]; 1 when every sample has its own pattern. Higher is
         better, but it saturates at 1 for wide layers (2^n_units patterns).
     """
-    a = as_activations(acts, metric="unique_codes_fraction")
+    a = as_activations(acts, metric="unique_codes_fraction", keep_float=True)
     packed = np.packbits(a > threshold, axis=1)
     n_unique = np.unique(packed, axis=0).shape[0]
     return float(n_unique / a.shape[0])

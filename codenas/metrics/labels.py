@@ -62,10 +62,10 @@ def _selectivity(a: NDArray[np.float64], y: NDArray[np.int64]) -> NDArray[np.flo
     floor = np.minimum(a.min(axis=0), 0.0)
     a = a - floor
     k = int(y.max()) + 1
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    sums = np.zeros((k, a.shape[1]))
-    np.add.at(sums, y, a)
-    means = sums / counts[:, None]  # every class 0..k-1 occurs: labels are coded densely
+    onehot = np.zeros((len(y), k))
+    onehot[np.arange(len(y)), y] = 1.0
+    # every class 0..k-1 occurs (labels are coded densely), so no count is 0
+    means = (onehot.T @ a) / onehot.sum(axis=0)[:, None]
     best = means.argmax(axis=0)
     mu_max = means[best, np.arange(a.shape[1])]
     mu_rest = (means.sum(axis=0) - mu_max) / (k - 1)
