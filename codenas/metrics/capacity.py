@@ -6,7 +6,10 @@ Every function takes one hidden layer's activations, an array of shape ``(n_samp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -54,6 +57,34 @@ def _singular_values(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.sqrt(eig)
 
 
+# Within ``shared_spectra()``, each layer's spectrum is computed once, however many capacity
+# metrics read it (``compute_metrics`` computes effective_rank and capacity_usage together).
+_SPECTRA: ContextVar[dict[int, tuple[Any, NDArray[np.float64]]] | None] = ContextVar(
+    "codenas_spectra", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_spectra() -> Iterator[None]:
+    """Share each activation array's singular values between the metrics of this block."""
+    token = _SPECTRA.set({})
+    try:
+        yield
+    finally:
+        _SPECTRA.reset(token)
+
+
+def _spectrum(acts: ArrayLike, metric: str) -> NDArray[np.float64]:
+    cache = _SPECTRA.get()
+    hit = cache.get(id(acts)) if cache is not None else None
+    if hit is not None and hit[0] is acts:  # the very same array object, still alive
+        return hit[1]
+    s = _singular_values(as_centred(acts, metric=metric))
+    if cache is not None:
+        cache[id(acts)] = (acts, s)
+    return s
+
+
 @register_metric("effective_rank", direction="maximize", aggregate="mean")
 def effective_rank(acts: ArrayLike) -> float:
     """Effective rank: exp of the entropy of the normalised singular values (Roy & Vetterli 2007).
@@ -70,7 +101,7 @@ def effective_rank(acts: ArrayLike) -> float:
         A float in [1, min(n_samples - 1, n_units)] (1.0 for a constant layer); higher means the
         layer's variance is spread over more directions.
     """
-    return _effective_rank(_singular_values(as_centred(acts, metric="effective_rank")))
+    return _effective_rank(_spectrum(acts, "effective_rank"))
 
 
 def _effective_rank(s: NDArray[np.float64]) -> float:
@@ -252,5 +283,7 @@ def capacity_usage(layers: Sequence[ArrayLike]) -> float:
         A float in (0, 1]: 1 means every layer spreads its variance over all its units, a small
         value means most of the width is unused.
     """
-    xs = as_layers(layers, metric="capacity_usage", centred=True)
-    return float(np.mean([_effective_rank(_singular_values(x)) / x.shape[1] for x in xs]))
+    as_layers(layers, metric="capacity_usage", keep_float=True)  # checks shapes and values
+    return float(
+        np.mean([_effective_rank(_spectrum(a, "capacity_usage")) / np.shape(a)[1] for a in layers])
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from codenas.metrics.capacity import shared_spectra
 from codenas.metrics.registry import MetricInfo, get_metric
 
 
@@ -55,7 +56,13 @@ def compute_metrics(
     Raises:
         ValueError: if a metric needs labels or factors that were not given.
     """
-    extras = {"labels": labels, "factors": factors}
+    with shared_spectra():  # each layer's eigendecomposition serves every capacity metric
+        return _compute(names, layers, {"labels": labels, "factors": factors})
+
+
+def _compute(
+    names: Iterable[str], layers: Sequence[np.ndarray], extras: dict[str, np.ndarray | None]
+) -> dict[str, float]:
     out: dict[str, float] = {}
     seen: set[str] = set()
     for requested in names:

@@ -169,3 +169,17 @@ def test_capacity_usage_is_mean_effective_rank_over_width() -> None:
     assert metrics.capacity_usage(layers) == pytest.approx(expected)
     with pytest.raises(ValueError, match="at least 1 layer"):
         metrics.capacity_usage([])
+
+
+def test_compute_metrics_shares_spectra_without_changing_values() -> None:
+    from codenas import metrics
+
+    rng = np.random.default_rng(3)
+    layers = [rng.normal(size=(300, 40)), rng.normal(size=(300, 5)) @ rng.normal(size=(5, 20))]
+    out = metrics.compute_metrics(["effective_rank", "capacity_usage"], layers)
+    assert out["effective_rank/layer_1"] == pytest.approx(metrics.effective_rank(layers[1]))
+    assert out["capacity_usage"] == pytest.approx(metrics.capacity_usage(layers))
+    # Outside compute_metrics nothing is cached: a changed array gives its own value.
+    before = metrics.effective_rank(layers[1])
+    layers[1][:, 5:] = rng.normal(size=(300, 15))
+    assert metrics.effective_rank(layers[1]) > before + 5
