@@ -9,14 +9,15 @@ test part is never used for selection (it is logged, never optimised).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import model_validator
 
-from codenas.errors import DataError
+from codenas.errors import DataError, unknown_name_message
 from codenas.registry import Registry
 from codenas.schema import Frozen
 
@@ -84,6 +85,68 @@ class Dataset:
     @property
     def is_image(self) -> bool:
         return len(self.input_shape) == 3
+
+
+class FactorTask(Frozen):
+    """``data.task`` of generated data: ``{classify: FACTOR | [FACTOR, ...]}`` or
+    ``{regress: all | FACTOR | [FACTOR, ...]}``.
+
+    Classifying several factors makes their joint level the class (first factor most
+    significant); regressing predicts the factors' levels as real targets (z-scored).
+    """
+
+    classify: str | tuple[str, ...] | None = None
+    regress: str | tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FactorTask:
+        if (self.classify is None) == (self.regress is None):
+            raise ValueError(
+                "give exactly one of classify (a factor or a list of factors) or regress (all, "
+                f"or a list of factors), got classify={self.classify!r} regress={self.regress!r}"
+            )
+        return self
+
+    def factor_columns(self, names: tuple[str, ...]) -> tuple[int, ...]:
+        """Indices into ``names`` of the target factors; raise ``ValueError`` on unknown ones."""
+        chosen = self.classify if self.classify is not None else self.regress
+        if chosen == "all":
+            wanted = names
+        else:
+            wanted = (chosen,) if isinstance(chosen, str) else tuple(chosen or ())
+        if not wanted:
+            raise ValueError("the task needs at least one factor, got an empty list")
+        for name in wanted:
+            if name not in names:
+                raise ValueError(unknown_name_message("factor", name, names))
+        if len(set(wanted)) != len(wanted):
+            raise ValueError(f"each factor may be a target once, got {list(wanted)}")
+        return tuple(names.index(n) for n in wanted)
+
+    def dataset(
+        self,
+        name: str,
+        config: DataConfig,
+        x: np.ndarray,
+        levels: np.ndarray,
+        *,
+        factor_names: tuple[str, ...],
+        level_counts: tuple[int, ...],
+        description: str,
+    ) -> Dataset:
+        """Split ``x`` with the targets this task takes from the factor ``levels``."""
+        columns = self.factor_columns(factor_names)
+        common: dict[str, Any] = {
+            "factors": levels,
+            "factor_names": factor_names,
+            "description": description,
+        }
+        if self.classify is not None:
+            sizes = [level_counts[c] for c in columns]
+            y = np.ravel_multi_index(tuple(levels[:, c] for c in columns), sizes)
+            return make_dataset(name, config, x, y, n_outputs=math.prod(sizes), **common)
+        targets = levels[:, list(columns)].astype(np.float64)
+        return make_dataset(name, config, x, targets, task="regression", **common)
 
 
 @dataclasses.dataclass(frozen=True)

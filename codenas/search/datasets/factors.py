@@ -23,47 +23,12 @@ or ``task: {regress: all | FACTOR | [FACTOR, ...]}`` (levels as real targets, z-
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, field_validator, model_validator
 
-from codenas.errors import unknown_name_message
-from codenas.schema import Frozen
-from codenas.search.datasets.base import DataConfig, Dataset, make_dataset, register_dataset
-
-
-class FactorsTaskConfig(Frozen):
-    """``data.task``: ``{classify: FACTOR | [FACTOR, ...]}`` or ``{regress: all | ...}``."""
-
-    classify: str | tuple[str, ...] | None = None
-    regress: str | tuple[str, ...] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> FactorsTaskConfig:
-        if (self.classify is None) == (self.regress is None):
-            raise ValueError(
-                "give exactly one of classify (a factor or a list of factors) or regress (all, "
-                f"or a list of factors), got classify={self.classify!r} regress={self.regress!r}"
-            )
-        return self
-
-    def factor_columns(self, names: tuple[str, ...]) -> tuple[int, ...]:
-        """Indices into ``names`` of the target factors; raise ``ValueError`` on unknown ones."""
-        chosen = self.classify if self.classify is not None else self.regress
-        if chosen == "all":
-            wanted = names
-        else:
-            wanted = (chosen,) if isinstance(chosen, str) else tuple(chosen or ())
-        if not wanted:
-            raise ValueError("the task needs at least one factor, got an empty list")
-        for name in wanted:
-            if name not in names:
-                raise ValueError(unknown_name_message("factor", name, names))
-        if len(set(wanted)) != len(wanted):
-            raise ValueError(f"each factor may be a target once, got {list(wanted)}")
-        return tuple(names.index(n) for n in wanted)
+from codenas.search.datasets.base import DataConfig, Dataset, FactorTask, register_dataset
 
 
 class FactorsConfig(DataConfig):
@@ -77,7 +42,7 @@ class FactorsConfig(DataConfig):
     n_samples: int = Field(3000, ge=30)
     noise: float = Field(0.1, ge=0)
     map_seed: int = 0
-    task: FactorsTaskConfig = FactorsTaskConfig(classify="f0")
+    task: FactorTask = FactorTask(classify="f0")
 
     @field_validator("levels")
     @classmethod
@@ -156,25 +121,15 @@ def load_factors(config: DataConfig) -> Dataset:
     """Generate the features and split them; the task is one factor, a combination, or all."""
     assert isinstance(config, FactorsConfig)
     x, levels = generate_factors(config)
-    columns = config.task.factor_columns(config.factor_names)
-    common: dict[str, Any] = {
-        "factors": levels,
-        "factor_names": config.factor_names,
-        "description": (
-            f"factors: {config.n_factors} factors ({'x'.join(map(str, config.factor_levels))} "
-            f"levels) -> {config.n_features} features, {config.n_samples} samples"
-        ),
-    }
-    if config.task.classify is not None:
-        sizes = [config.factor_levels[c] for c in columns]
-        # The joint level of the chosen factors, first factor most significant.
-        y = np.ravel_multi_index(tuple(levels[:, c] for c in columns), sizes)
-        return make_dataset("factors", config, x, y, n_outputs=math.prod(sizes), **common)
-    return make_dataset(
+    return config.task.dataset(
         "factors",
         config,
         x,
-        levels[:, list(columns)].astype(np.float64),
-        task="regression",
-        **common,
+        levels,
+        factor_names=config.factor_names,
+        level_counts=tuple(config.factor_levels),
+        description=(
+            f"factors: {config.n_factors} factors ({'x'.join(map(str, config.factor_levels))} "
+            f"levels) -> {config.n_features} features, {config.n_samples} samples"
+        ),
     )

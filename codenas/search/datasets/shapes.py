@@ -22,7 +22,8 @@ leaves the image. The square has half-side ``r/sqrt(2)``, the ellipse semi-axes 
 dSprites, the square (4-fold) and the ellipse (2-fold) look the same at some orientations,
 so orientation is only fully identifiable from the heart.
 
-Targets: ``task: {classify: FACTOR}`` (the factor's levels are the classes) or
+Targets: ``task: {classify: FACTOR}`` (the factor's levels are the classes; a list of factors
+makes their joint level the class) or
 ``task: {regress: all}`` / ``{regress: [FACTOR, ...]}`` (the factors' levels as real
 targets, z-scored on the train part). Every sample carries its integer factor levels in the
 order of :data:`FACTORS`, which the disentanglement metrics read.
@@ -40,9 +41,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, field_validator, model_validator
 
-from codenas.errors import DataError, unknown_name_message
-from codenas.schema import Frozen
-from codenas.search.datasets.base import DataConfig, Dataset, make_dataset, register_dataset
+from codenas.errors import DataError
+from codenas.search.datasets.base import DataConfig, Dataset, FactorTask, register_dataset
 
 FACTORS: tuple[str, ...] = ("shape", "scale", "orientation", "x", "y")
 SPRITES: tuple[str, ...] = ("square", "ellipse", "heart")
@@ -56,39 +56,6 @@ _HEART_CY = 0.2935
 _HEART_R = 1.2935
 
 
-class TaskConfig(Frozen):
-    """``data.task``: ``{classify: FACTOR}`` or ``{regress: all | FACTOR | [FACTOR, ...]}``."""
-
-    classify: str | None = None
-    regress: str | tuple[str, ...] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> TaskConfig:
-        if (self.classify is None) == (self.regress is None):
-            raise ValueError(
-                "give exactly one of classify (a factor) or regress (all, or a list of "
-                f"factors), got classify={self.classify!r} regress={self.regress!r}"
-            )
-        return self
-
-    def factor_columns(self, names: tuple[str, ...]) -> tuple[int, ...]:
-        """Indices into ``names`` of the target factors; raise ``ValueError`` on unknown ones."""
-        if self.classify is not None:
-            wanted: tuple[str, ...] = (self.classify,)
-        elif self.regress == "all":
-            wanted = names
-        else:
-            wanted = (self.regress,) if isinstance(self.regress, str) else tuple(self.regress or ())
-        if not wanted:
-            raise ValueError("regress needs at least one factor, got an empty list")
-        for name in wanted:
-            if name not in names:
-                raise ValueError(unknown_name_message("factor", name, names))
-        if len(set(wanted)) != len(wanted):
-            raise ValueError(f"each factor may be a target once, got {list(wanted)}")
-        return tuple(names.index(n) for n in wanted)
-
-
 class ShapesConfig(DataConfig):
     """``data:`` of ``shapes`` (see the module docstring for the grid)."""
 
@@ -99,11 +66,11 @@ class ShapesConfig(DataConfig):
     orientations: int = Field(40, ge=1)
     positions: int = Field(32, ge=1)
     cache: str | None = None
-    task: TaskConfig = TaskConfig(classify="shape")
+    task: FactorTask = FactorTask(classify="shape")
 
     @field_validator("task")
     @classmethod
-    def _task(cls, value: TaskConfig) -> TaskConfig:
+    def _task(cls, value: FactorTask) -> FactorTask:
         value.factor_columns(FACTORS)
         return value
 
@@ -296,23 +263,13 @@ def load_shapes(config: DataConfig) -> Dataset:
     """Generate (or read from ``data.cache``) the sprites and split them."""
     assert isinstance(config, ShapesConfig)
     images, levels = generate_shapes(config)
-    columns = config.task.factor_columns(FACTORS)
     grid = " x ".join(f"{n} {name}" for n, name in zip(config.levels, FACTORS, strict=True))
-    common: dict[str, Any] = {
-        "factors": levels,
-        "factor_names": FACTORS,
-        "description": f"shapes {config.size}x{config.size}, {config.n_samples} of {grid}",
-    }
-    if config.task.classify is not None:
-        (col,) = columns
-        return make_dataset(
-            "shapes", config, images, levels[:, col], n_outputs=config.levels[col], **common
-        )
-    return make_dataset(
+    return config.task.dataset(
         "shapes",
         config,
         images,
-        levels[:, list(columns)].astype(np.float64),
-        task="regression",
-        **common,
+        levels,
+        factor_names=FACTORS,
+        level_counts=tuple(config.levels),
+        description=f"shapes {config.size}x{config.size}, {config.n_samples} of {grid}",
     )
