@@ -208,10 +208,9 @@ def test_shapes_classify_any_factor(factor: str) -> None:
 
 
 def test_shapes_classify_a_combination_of_factors_by_joint_level() -> None:
-    d = load(**SMALL_SHAPES, task={"classify": ["shape", "x"]})
-    positions = SMALL_SHAPES.get("positions", ShapesConfig().positions)
-    assert d.n_outputs == 3 * positions
-    assert torch.equal(d.val.y, d.val.factors[:, 0] * positions + d.val.factors[:, 3])
+    d = load(name="shapes", n_samples=900, positions=4, task={"classify": ["shape", "x"]})
+    assert d.n_outputs == 3 * 4
+    assert torch.equal(d.val.y, d.val.factors[:, 0] * 4 + d.val.factors[:, 3])
 
 
 def test_shapes_regress_all_factors() -> None:
