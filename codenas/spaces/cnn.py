@@ -24,12 +24,15 @@ from codenas.errors import ConfigError
 from codenas.schema import IntChoice, IntRange, StrChoice, check_choices, suggest_choice
 from codenas.spaces.activations import ACTIVATIONS, make_activation
 from codenas.spaces.base import Space, SpaceConfig, Spec, register_space
+from codenas.spaces.mlp import fixed_widths
 from codenas.spaces.profiles import SHAPES, width_profile
 
 if TYPE_CHECKING:
     import optuna
 
 POOLS = ("max", "avg")
+CHANNELS_ATTR = "channels"
+"""Trial user attribute that fixes the block channels (set by ``codenas rightsize``)."""
 
 
 class CNNConfig(SpaceConfig):
@@ -190,7 +193,9 @@ class CNNSpace(Space):
         shape = suggest_choice(trial, "shape", cfg.shape)
         kernel_size = suggest_choice(trial, "kernel_size", cfg.kernel_size)
         activation = suggest_choice(trial, "activation", cfg.activation)
-        channels = width_profile(shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width)
+        channels = fixed_widths(trial, CHANNELS_ATTR, depth) or width_profile(
+            shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width
+        )
         return CNNSpec(
             input_shape=tuple(input_shape),
             n_outputs=n_outputs,

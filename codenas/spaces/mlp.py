@@ -18,6 +18,31 @@ from codenas.spaces.profiles import SHAPES, width_profile
 if TYPE_CHECKING:
     import optuna
 
+WIDTHS_ATTR = "widths"
+"""Trial user attribute that fixes the layer widths (set by ``codenas rightsize``)."""
+
+
+def fixed_widths(trial: optuna.Trial, key: str, depth: int) -> list[int] | None:
+    """Widths fixed through the trial's user attribute ``key``, else ``None``.
+
+    ``codenas rightsize`` proposes widths that no ``shape`` profile may produce; it enqueues
+    them as ``study.enqueue_trial(params, user_attrs={key: [...]})``, with ``params["depth"]``
+    their number. A trial without the attribute samples its widths from the profile as usual.
+
+    Raises:
+        ValueError: the attribute is not ``depth`` positive integers.
+    """
+    value = trial.user_attrs.get(key)
+    if value is None:
+        return None
+    widths = [int(w) for w in value]
+    if len(widths) != depth or any(w < 1 for w in widths):
+        raise ValueError(
+            f"user attribute {key!r} must be {depth} positive integers (one per layer of "
+            f"depth={depth}), got {list(value)}"
+        )
+    return widths
+
 
 class MLPConfig(SpaceConfig):
     """``space:`` of the ``mlp`` space. Each range may be fixed to one value."""
@@ -134,7 +159,9 @@ class MLPSpace(Space):
         shape = suggest_choice(trial, "shape", cfg.shape)
         activation = suggest_choice(trial, "activation", cfg.activation)
         dropout = cfg.dropout.suggest(trial, "dropout")
-        widths = width_profile(shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width)
+        widths = fixed_widths(trial, WIDTHS_ATTR, depth) or width_profile(
+            shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width
+        )
         return MLPSpec(
             input_shape=tuple(input_shape),
             n_outputs=n_outputs,
