@@ -1,0 +1,702 @@
+"""The neural-code report of one network: PNG figures and one self-contained HTML page.
+
+For a trial of a search (its weights are not kept: the spec is rebuilt and trained again with
+the study's config and the trial's seed) or a ``codenas train`` run (its logged model is
+loaded), the hidden activations are read on the validation sample of the search, and drawn:
+
+``capacity.png``
+    per layer: width, units alive, effective rank, participation ratio, and what
+    ``codenas rightsize`` would keep;
+``cka.png``
+    linear CKA between every pair of hidden layers (Nguyen, Raghu & Kornblith 2021);
+``factor_mi.png`` (known factors)
+    normalised mutual information between each unit of the last hidden layer and each factor,
+    units sorted as MIG reads them (by the factor they inform most, then by information);
+``dci_importance.png`` (known factors)
+    the DCI importance matrix (extra-trees importances, as ``dci_forest``), same unit order;
+``selectivity.png`` (class labels)
+    the distribution of the class selectivity index per layer (Morcos et al. 2018);
+``selective_units.png`` (class labels)
+    the most selective units of the last hidden layer per class, with their class profiles.
+
+Every figure has a title, labelled axes and a one-sentence reading guide printed under it. The
+page ``report.html`` inlines the images (base64), so it can be mailed or archived alone. With a
+tracking URI, the files are also logged to the run under ``report/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import math
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from codenas.errors import CodenasError, StorageError
+from codenas.search.neural_code import NeuralCode
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
+
+    from codenas.config import Config
+
+ARTIFACT_DIR = "report"
+MAX_UNITS_SHOWN = 64  # columns of the factor matrices; more would be unreadable
+MAX_CLASSES_SHOWN = 20
+UNITS_PER_CLASS = 2
+_DPI = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureFile:
+    """One figure of a report: ``name.png`` with its title and reading guide."""
+
+    name: str
+    title: str
+    guide: str
+    path: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """The files of one report.
+
+    Attributes:
+        out_dir: the folder written; html: ``report.html`` in it; figures: the PNGs.
+        title: what network the report is about.
+        run_id: the MLflow run the files were logged to, or ``None``.
+        notes: caveats shown on the page (e.g. a re-training that differs from the trial).
+    """
+
+    out_dir: Path
+    html: Path
+    figures: list[FigureFile]
+    title: str
+    run_id: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _new_figure(width: float = 7.5, height: float = 4.8) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=_DPI)
+
+
+def _finish(fig: Figure, title: str, guide: str) -> Figure:
+    """Title on top, the reading guide in small italics at the bottom, the axes in between.
+
+    Both are wrapped to the figure's width; the margins follow their number of lines.
+    """
+    width_in, height_in = fig.get_figwidth(), fig.get_figheight()
+    title_lines = [
+        w for part in title.split("\n") for w in textwrap.wrap(part, int(width_in * 9.5))
+    ]
+    guide_lines = textwrap.wrap(guide, width=int(width_in * 14.5))
+    line_title, line_guide = 12 * 1.25 / 72, 8.5 * 1.3 / 72  # inches per line
+    top = 1.0 - (0.02 + line_title * len(title_lines)) / height_in
+    bottom = (0.1 + line_guide * len(guide_lines)) / height_in
+    fig.suptitle("\n".join(title_lines), fontsize=12, fontweight="bold", y=0.985, va="top")
+    fig.text(
+        0.5,
+        0.06 / height_in,
+        "\n".join(guide_lines),
+        ha="center",
+        va="bottom",
+        fontsize=8.5,
+        style="italic",
+        color="0.25",
+    )
+    fig.tight_layout(rect=(0.0, bottom, 1.0, top), pad=0.6)
+    return fig
+
+
+def capacity_figure(code: NeuralCode) -> tuple[Figure, str, str]:
+    """Width, alive units, effective rank and participation ratio per layer, and the
+    right-size rule's proposal."""
+    from codenas.search.rightsize import plan_layers, usage_from_code
+
+    usage, cka = usage_from_code(code)
+    plan = plan_layers(usage, cka, min_width=1)
+    n = len(usage)
+    fig = _new_figure(max(8.0, 1.6 * n + 3.0), 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(n)
+    bars = [
+        ("width", [u.width for u in usage], "0.82"),
+        ("units alive", [u.alive for u in usage], "tab:blue"),
+        ("effective rank", [u.effective_rank for u in usage], "tab:orange"),
+        ("participation ratio", [u.participation_ratio or 0.0 for u in usage], "tab:green"),
+    ]
+    step = 0.8 / len(bars)
+    for i, (label, values, color) in enumerate(bars):
+        ax.bar(x - 0.4 + step * (i + 0.5), values, step, label=label, color=color)
+    for p in plan:
+        left, right = p.index - 0.42, p.index + 0.42
+        if p.new_width is None:
+            ax.text(
+                p.index,
+                p.usage.width * 1.03,
+                f"removed\n(CKA {p.cka_previous:.2f})",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="black",
+            )
+        else:
+            ax.hlines(
+                p.new_width,
+                left,
+                right,
+                colors="black",
+                linewidth=2,
+                label="rightsize keeps" if p.index == plan[0].index else None,
+            )
+    ax.set_xticks(x, [f"layer {k}\n{u.width} units" for k, u in enumerate(usage)])
+    ax.set_xlabel("hidden layer (first to last)")
+    ax.set_ylabel("units")
+    # Headroom: the "removed" labels above the bars, the legend in one row above them.
+    ax.set_ylim(0, max(u.width for u in usage) * 1.38)
+    ax.legend(fontsize=8, loc="upper center", ncol=5, frameon=False, columnspacing=1.2)
+    ax.grid(axis="y", alpha=0.3)
+    title = "How much of each layer's width is used"
+    guide = (
+        "Grey is a layer's width, blue its units that fire at all, orange its effective rank "
+        "(how many directions its activity spreads over); a tall grey bar over a short orange "
+        "one is unused width, and the black line is what `codenas rightsize` would keep "
+        "(1.5 x effective rank, at most the units alive)."
+    )
+    return _finish(fig, title, guide), title, guide
+
+
+def cka_figure(code: NeuralCode) -> tuple[Figure, str, str]:
+    """Linear CKA between every pair of hidden layers."""
+    from codenas.metrics import cka_matrix
+
+    m = cka_matrix(code.layers)
+    n = len(m)
+    fig = _new_figure(max(5.0, 0.7 * n + 3.5), max(4.2, 0.6 * n + 2.8))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis")
+    if n <= 12:
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="black" if m[i, j] > 0.6 else "white",
+                )
+    labels = [f"{k}\n({w})" for k, w in enumerate(code.widths)]
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), [f"{k} ({w})" for k, w in enumerate(code.widths)])
+    ax.set_xlabel("hidden layer (width)")
+    ax.set_ylabel("hidden layer (width)")
+    fig.colorbar(im, ax=ax, label="linear CKA (1 = same representation)")
+    title = "Similarity between layers (linear CKA)"
+    guide = (
+        "Bright cells off the diagonal are layers computing nearly the same representation "
+        "(Nguyen, Raghu & Kornblith 2021); a layer at 0.95 or more with the one before it is "
+        "a candidate for removal."
+        if n > 1
+        else "A single hidden layer has no other layer to compare with; the diagonal is 1."
+    )
+    return _finish(fig, title, guide), title, guide
+
+
+def _entropy(y: NDArray[np.int64]) -> float:
+    p = np.bincount(y) / len(y)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _unit_order(score: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Units (rows of ``score``, ``(n_units, n_factors)``) grouped by their best factor, then
+    by their best score, highest first: how MIG reads the matrix, made visible."""
+    top = score.max(axis=1)
+    best = np.where(top > 0, score.argmax(axis=1), score.shape[1])  # silent units last
+    return np.lexsort((-top, best))
+
+
+def _top_units(score: NDArray[np.float64], k: int) -> NDArray[np.int64]:
+    if score.shape[0] <= k:
+        return np.arange(score.shape[0])
+    return np.sort(np.argsort(-score.max(axis=1), kind="stable")[:k])
+
+
+def factor_mi_figure(
+    code: NeuralCode,
+) -> tuple[Figure, str, str, NDArray[np.int64], NDArray[np.float64]]:
+    """Unit x factor normalised mutual information of the last hidden layer, MIG-sorted."""
+    from codenas.metrics import mig, mutual_information_matrix
+
+    assert code.factors is not None
+    acts = code.layers[-1]
+    mi = mutual_information_matrix(acts, code.factors)
+    h = np.array([_entropy(code.factors[:, j]) for j in range(code.factors.shape[1])])
+    norm = mi / np.where(h > 0, h, 1.0)
+    keep = _top_units(norm, MAX_UNITS_SHOWN)
+    order = keep[_unit_order(norm[keep])]
+    shown = norm[order].T  # factors x units
+    gaps = []
+    for j in range(norm.shape[1]):
+        col = np.sort(norm[:, j])[::-1]
+        gaps.append(col[0] - (col[1] if len(col) > 1 else 0.0))
+    score = mig(acts, code.factors)
+    names = _factor_names(code)
+    fig = _new_figure(max(6.5, 0.16 * len(order) + 3.5), max(4.4, 0.45 * len(names) + 3.0))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(
+        shown,
+        aspect="auto",
+        vmin=0.0,
+        vmax=max(1e-9, float(norm.max())),
+        cmap="magma",
+        interpolation="nearest",
+    )
+    ax.set_yticks(
+        range(len(names)), [f"{n}  (gap {g:.2f})" for n, g in zip(names, gaps, strict=True)]
+    )
+    _unit_ticks(ax, order)
+    _group_lines(ax, norm[order])
+    subset = (
+        "" if len(order) == acts.shape[1] else f", {len(order)} most informative of {acts.shape[1]}"
+    )
+    ax.set_xlabel(f"unit of the last hidden layer (sorted by the factor it informs most{subset})")
+    ax.set_ylabel("generative factor")
+    fig.colorbar(im, ax=ax, label="I(unit; factor) / H(factor)")
+    title = f"What each unit knows about each factor (MIG = {score:.2f})"
+    guide = (
+        "A disentangled code has one bright cell per column (white lines group the units by the "
+        "factor they inform most) and, in each row, one unit far brighter than the next: that "
+        "gap, per factor in the row label, is what MIG averages (Chen et al. 2018)."
+    )
+    return _finish(fig, title, guide), title, guide, order, norm[order]
+
+
+def dci_figure(
+    code: NeuralCode, order: NDArray[np.int64], groups: NDArray[np.float64]
+) -> tuple[Figure, str, str]:
+    """DCI importance matrix (extra-trees, as ``dci_forest``), in the MI figure's unit order.
+
+    ``groups``: the MI figure's ``(n_units, n_factors)`` matrix in that order, whose factor
+    groups are marked here too.
+    """
+    from codenas.metrics.disentanglement import _importance_matrix, dci_from_importance
+
+    assert code.factors is not None
+    # The rows in the order the search's ``dci_forest`` metric gets them (a positional split),
+    # so that the D and C shown here are the logged ones.
+    x = np.asarray(code.layers[-1], dtype=np.float64)
+    y = code.factors.astype(np.int64)
+    n_train = math.ceil(0.9 * len(x))
+    importance, accuracy = _importance_matrix(x, y, n_train, "forest")
+    d, c = dci_from_importance(importance)
+    shown = importance[order].T
+    names = _factor_names(code)
+    fig = _new_figure(max(6.5, 0.16 * len(order) + 3.5), max(4.4, 0.45 * len(names) + 3.0))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(
+        shown,
+        aspect="auto",
+        vmin=0.0,
+        vmax=max(1e-9, float(shown.max())),
+        cmap="magma",
+        interpolation="nearest",
+    )
+    ax.set_yticks(range(len(names)), names)
+    _unit_ticks(ax, order)
+    _group_lines(ax, groups)
+    ax.set_xlabel("unit of the last hidden layer (same order as the mutual-information figure)")
+    ax.set_ylabel("factor predicted")
+    fig.colorbar(im, ax=ax, label="importance (rows sum to 1)")
+    ax.set_title(
+        f"disentanglement {d:.2f}, completeness {c:.2f}, informativeness {accuracy:.2f}",
+        fontsize=9,
+    )
+    title = "Which units each factor's predictor uses (DCI importance)"
+    guide = (
+        "Each row is one factor's extra-trees predictor (Eastwood & Williams 2018); a "
+        "disentangled code puts each unit's importance on a single row (disentanglement) and each "
+        "row's on few units (completeness); informativeness is their test accuracy."
+    )
+    return _finish(fig, title, guide), title, guide
+
+
+def _group_lines(ax: Any, score: NDArray[np.float64]) -> None:
+    """White lines between the groups of units (columns) that inform the same factor most."""
+    top = score.max(axis=1)
+    best = np.where(top > 0, score.argmax(axis=1), score.shape[1])
+    for k in np.flatnonzero(np.diff(best)) + 1:
+        ax.axvline(k - 0.5, color="white", linewidth=1.5)
+
+
+def _factor_names(code: NeuralCode) -> list[str]:
+    assert code.factors is not None
+    n = code.factors.shape[1]
+    names = list(code.factor_names)
+    return names if len(names) == n else [f"f{j}" for j in range(n)]
+
+
+def _unit_ticks(ax: Any, order: NDArray[np.int64]) -> None:
+    n = len(order)
+    stride = max(1, math.ceil(n / 32))
+    ticks = list(range(0, n, stride))
+    ax.set_xticks(ticks, [str(int(order[t])) for t in ticks], fontsize=7, rotation=90)
+
+
+def selectivity_figure(code: NeuralCode) -> tuple[Figure, str, str]:
+    """Distribution of the class selectivity index, one curve per layer."""
+    from codenas.metrics import selectivity_index
+
+    assert code.labels is not None
+    fig = _new_figure(7.5, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    bins = np.linspace(0.0, 1.0, 21)
+    colors = _layer_colors(len(code.layers))
+    for k, acts in enumerate(code.layers):
+        si = selectivity_index(acts, code.labels)
+        weights = np.full(len(si), 1.0 / len(si))
+        ax.hist(
+            si,
+            bins=bins,
+            weights=weights,
+            histtype="step",
+            linewidth=2,
+            color=colors[k],
+            label=f"layer {k} ({len(si)} units, median {np.median(si):.2f})",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("class selectivity index (0 = same response to every class, 1 = one class only)")
+    ax.set_ylabel("share of the layer's units")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    title = "Class selectivity of the units, per layer"
+    guide = (
+        "Mass near 0 is a distributed code; a tail towards 1 marks class-specific units, which "
+        "is not a virtue in itself: networks that generalise well rely little on them "
+        "(Morcos et al. 2018; Leavitt & Morcos 2021)."
+    )
+    return _finish(fig, title, guide), title, guide
+
+
+def _layer_colors(n: int) -> list[Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(0.15 + 0.7 * k / max(1, n - 1)) for k in range(n)]
+
+
+def selective_units_figure(code: NeuralCode) -> tuple[Figure, str, str]:
+    """The most selective units of the last hidden layer per class, with their class profile."""
+    from codenas.metrics import selectivity_index
+
+    assert code.labels is not None
+    acts = np.asarray(code.layers[-1], dtype=np.float64)
+    y = code.labels.astype(np.int64)
+    si = selectivity_index(acts, y)
+    n_classes = int(y.max()) + 1
+    shifted = acts - np.minimum(acts.min(axis=0), 0.0)
+    means = np.stack([shifted[y == c].mean(axis=0) for c in range(n_classes)])  # classes x units
+    preferred = means.argmax(axis=0)
+    classes = list(range(min(n_classes, MAX_CLASSES_SHOWN)))
+    rows, labels = [], []
+    for c in classes:
+        units = np.where(preferred == c)[0]
+        units = units[np.argsort(-si[units], kind="stable")][:UNITS_PER_CLASS]
+        for u in units:
+            rows.append(u)
+            labels.append(f"class {c}: unit {u} (SI {si[u]:.2f})")
+    if not rows:  # every unit is silent
+        rows, labels = [0], [f"unit 0 (SI {si[0]:.2f})"]
+    profile = means[: len(classes), rows].T
+    profile = profile / np.where(
+        profile.max(axis=1, keepdims=True) > 0, profile.max(axis=1, keepdims=True), 1.0
+    )
+    fig = _new_figure(max(6.0, 0.45 * len(classes) + 4.5), max(3.8, 0.26 * len(rows) + 2.4))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(
+        profile, aspect="auto", vmin=0.0, vmax=1.0, cmap="Blues", interpolation="nearest"
+    )
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.set_xlabel(
+        "class"
+        + (f" (first {MAX_CLASSES_SHOWN} of {n_classes})" if n_classes > MAX_CLASSES_SHOWN else "")
+    )
+    ax.set_ylabel(f"unit (top {UNITS_PER_CLASS} per class it prefers)")
+    fig.colorbar(im, ax=ax, label="mean activity for the class / unit's maximum")
+    missing = [c for c in classes if c not in preferred]
+    title = "Most selective units per class (last hidden layer)"
+    guide = (
+        "Each row is one unit's mean activity per class, scaled to its largest; a single dark "
+        "cell means the unit fires for one class only"
+        + (f"; no unit prefers class(es) {', '.join(map(str, missing))}" if missing else "")
+        + "."
+    )
+    return _finish(fig, title, guide), title, guide
+
+
+def draw(code: NeuralCode) -> list[tuple[str, Figure, str, str]]:
+    """Every figure the code supports, as ``(name, figure, title, guide)``."""
+    out = []
+    fig, title, guide = capacity_figure(code)
+    out.append(("capacity", fig, title, guide))
+    fig, title, guide = cka_figure(code)
+    out.append(("cka", fig, title, guide))
+    if code.factors is not None:
+        fig, title, guide, order, groups = factor_mi_figure(code)
+        out.append(("factor_mi", fig, title, guide))
+        fig, title, guide = dci_figure(code, order, groups)
+        out.append(("dci_importance", fig, title, guide))
+    if code.labels is not None:
+        fig, title, guide = selectivity_figure(code)
+        out.append(("selectivity", fig, title, guide))
+        fig, title, guide = selective_units_figure(code)
+        out.append(("selective_units", fig, title, guide))
+    return out
+
+
+# ----------------------------------------------------------------------------- files
+
+
+_KEY_METRICS = (
+    "val_accuracy",
+    "test_accuracy",
+    "val_r2",
+    "test_r2",
+    "val_loss",
+    "test_loss",
+    "params",
+    "capacity_usage",
+    "effective_rank",
+    "dead_fraction",
+    "layer_redundancy",
+    "mig",
+    "dci_forest.disentanglement",
+    "class_selectivity.mean",
+    "linear_probe_accuracy",
+)
+
+
+def write_report(
+    code: NeuralCode, out_dir: str | Path, *, notes: Sequence[str] = (), subtitle: str = ""
+) -> Report:
+    """Draw every figure of ``code`` into ``out_dir`` as PNGs and one ``report.html``."""
+    from codenas.search.pareto import spec_summary
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for name, fig, title, guide in draw(code):
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=_DPI)
+        figures.append(FigureFile(name, title, guide, path))
+    page = _html(code, figures, notes, subtitle, spec_summary(code.spec.to_dict()))
+    html_path = out / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    return Report(out, html_path, figures, code.title, notes=tuple(notes))
+
+
+def _html(
+    code: NeuralCode,
+    figures: Sequence[FigureFile],
+    notes: Sequence[str],
+    subtitle: str,
+    summary: str,
+) -> str:
+    esc = html.escape
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th><td>{_fmt(code.metrics[k])}</td></tr>"
+        for k in _KEY_METRICS
+        if k in code.metrics
+    )
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>codenas report: {esc(code.title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+        "img{max-width:100%;border:1px solid #ddd}figure{margin:2em 0}"
+        "figcaption{font-style:italic;color:#444}table{border-collapse:collapse}"
+        "th,td{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}"
+        ".note{background:#fff6d6;padding:.5em 1em}</style></head><body>",
+        f"<h1>Neural code of {esc(code.title)}</h1>",
+        f"<p><code>{esc(summary)}</code>{' &middot; ' + esc(subtitle) if subtitle else ''}</p>",
+        f"<p>Activations of {len(code.layers[0])} validation samples; widths "
+        f"{esc(', '.join(map(str, code.widths)))}.</p>",
+    ]
+    parts += [f"<p class='note'>{esc(n)}</p>" for n in notes]
+    if rows:
+        parts.append(f"<table>{rows}</table>")
+    for f in figures:
+        data = base64.b64encode(f.path.read_bytes()).decode("ascii")
+        parts.append(
+            f"<figure><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' "
+            f"src='data:image/png;base64,{data}'><figcaption>{esc(f.guide)}</figcaption></figure>"
+        )
+    parts.append("<p><small>Written by codenas.</small></p></body></html>")
+    return "\n".join(parts)
+
+
+def _fmt(value: float) -> str:
+    if math.isfinite(value) and value == int(value) and abs(value) >= 1:
+        return f"{int(value):,d}"
+    return f"{value:.4g}"
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def _compare(recorded: dict[str, float], now: dict[str, float]) -> list[str]:
+    for name in ("val_accuracy", "val_r2", "val_loss"):
+        if name in recorded and name in now:
+            if abs(recorded[name] - now[name]) > 1e-3 * max(1.0, abs(recorded[name])):
+                return [
+                    f"The network was trained again for this report and does not reproduce the "
+                    f"trial exactly: {name} {now[name]:.4g} now, {recorded[name]:.4g} in the "
+                    "search (non-deterministic kernels or another device)."
+                ]
+            return []
+    return []
+
+
+def report_trial(
+    study: optuna.Study,
+    number: int,
+    config: Config,
+    out_dir: str | Path,
+    *,
+    log: bool = True,
+) -> Report:
+    """Report on trial ``number`` of ``study``: re-train it as it was trained, draw, log."""
+    from codenas.search.neural_code import retrain, trial_seed_of
+    from codenas.search.rightsize import get_trial
+    from codenas.spaces import spec_from_dict
+
+    trial = get_trial(study, number)
+    origin = trial.system_attrs.get("failed_trial")
+    seed = trial_seed_of(config, number, None if origin is None else int(origin))
+    title = f"trial {number} of study {study.study_name!r}"
+    recorded = dict(trial.user_attrs.get("metrics", {}))
+    spec = spec_from_dict(trial.user_attrs["spec"])
+    code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
+    notes = _compare(recorded, code.metrics)
+    code.metrics = {**code.metrics, **recorded}
+    report = write_report(code, out_dir, notes=notes, subtitle=f"re-trained with seed {seed}")
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if log and run_id and config.tracking.enabled:
+        _log(config.tracking.uri, run_id, report)
+        report = dataclasses.replace(report, run_id=run_id)
+    return report
+
+
+def report_front(
+    study: optuna.Study, config: Config, out_dir: str | Path | None = None, *, log: bool = True
+) -> list[Report]:
+    """Write a report for each member of the study's Pareto front (and log it to its run).
+
+    Args:
+        study: the study, after its search.
+        config: the study's config (with usable storage and tracking URLs).
+        out_dir: parent folder; each trial gets ``trial-N/`` in it. Default
+            ``reports/<study name>/``.
+        log: also log each report to its trial's MLflow run under ``report/``.
+
+    Returns:
+        One :class:`Report` per front member, by trial number.
+    """
+    base = Path(out_dir) if out_dir is not None else Path("reports") / study.study_name
+    reports = []
+    for trial in sorted(study.best_trials, key=lambda t: t.number):
+        reports.append(
+            report_trial(study, trial.number, config, base / f"trial-{trial.number}", log=log)
+        )
+    return reports
+
+
+def report_run(
+    run_id: str, *, tracking_uri: str, out_dir: str | Path | None = None, log: bool = True
+) -> Report:
+    """Report on an MLflow run: a search trial (re-trained) or a ``codenas train`` run (its
+    logged model loaded).
+
+    Raises:
+        CodenasError: the run does not exist, is not a codenas trial or train run, or lacks its
+            spec or config.
+    """
+    from codenas.config import Config
+    from codenas.search.neural_code import from_model, retrain, trial_seed_of
+    from codenas.search.runs import load_logged_model, read_run
+    from codenas.spaces import build_model, spec_from_dict
+
+    record = read_run(tracking_uri, run_id)
+    if record.kind == "other" or record.spec is None:
+        raise CodenasError(
+            f"run {run_id} is neither a trial of a codenas search nor a `codenas train` run "
+            "(it has no codenas.spec tag)"
+        )
+    if record.config is None:
+        where = "its parent (study) run" if record.kind == "trial" else "the run"
+        raise CodenasError(f"run {run_id}: no config.yaml artifact on {where}")
+    raw = dict(record.config)
+    raw.setdefault("tracking", {})["uri"] = tracking_uri
+    config = Config.from_dict(raw, source=f"run {run_id} (config.yaml)")
+    spec = spec_from_dict(record.spec)
+    notes: list[str] = []
+    if record.kind == "trial":
+        number = int(record.tags["codenas.trial_number"])
+        retry = record.tags.get("codenas.retry_of_trial")
+        seed = trial_seed_of(config, number, None if retry is None else int(retry))
+        study_name = record.tags.get("codenas.study", "?")
+        title = f"trial {number} of study {study_name!r}"
+        code = retrain(config, spec, seed=seed, title=title, recorded=record.metrics)
+        notes = _compare(record.metrics, code.metrics)
+        code.metrics = {**code.metrics, **record.metrics}
+        subtitle = f"run {run_id}, re-trained with seed {seed}"
+    else:
+        logged = load_logged_model(tracking_uri, run_id)
+        model = build_model(spec)
+        try:
+            model.load_state_dict(logged.state_dict())
+        except (RuntimeError, KeyError) as err:
+            raise CodenasError(
+                f"run {run_id}: the logged model does not match its spec: "
+                f"{str(err).splitlines()[0][:200]}"
+            ) from None
+        title = f"{spec.space} trained on {record.tags.get('codenas.data', '?')}"
+        code = from_model(config, spec, model, title=title, metrics=record.metrics)
+        subtitle = f"run {run_id}, logged model"
+    out = Path(out_dir) if out_dir is not None else Path(f"report-{run_id[:8]}")
+    report = write_report(code, out, notes=notes, subtitle=subtitle)
+    if log:
+        _log(tracking_uri, run_id, report)
+        report = dataclasses.replace(report, run_id=run_id)
+    return report
+
+
+def _log(uri: str, run_id: str, report: Report) -> None:
+    from codenas.search.runs import log_files
+
+    try:
+        log_files(uri, run_id, [f.path for f in report.figures] + [report.html], ARTIFACT_DIR)
+    except CodenasError:
+        raise
+    except Exception as err:  # a tracking problem must not lose the files already written
+        raise StorageError(
+            f"report written to {report.out_dir}, but logging it to run {run_id} failed: "
+            f"{str(err).splitlines()[0][:200]}"
+        ) from None
