@@ -40,12 +40,17 @@ SPEC_TAG = "codenas.spec"
 
 
 def study_config(
-    study: optuna.Study, storage: str | None = None, tracking_uri: str | None = None
+    study: optuna.Study,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    *,
+    tracking: bool = True,
 ) -> Config:
     """The config a study was created with, with usable storage and tracking URLs.
 
     The stored config has passwords masked (``***``); ``storage`` and ``tracking_uri`` replace
-    them (pass the URLs the study was opened with).
+    them (pass the URLs the study was opened with). ``tracking=False`` turns MLflow tracking
+    off (for work that logs nothing, such as re-training a trial to read its code).
 
     Raises:
         ConfigError: the study was not created by codenas, or a needed URL is still masked.
@@ -58,6 +63,8 @@ def study_config(
         data["study"]["storage"] = storage
     if tracking_uri:
         data["tracking"]["uri"] = tracking_uri
+    if not tracking:
+        data["tracking"]["enabled"] = False
     if "***" in data["study"]["storage"]:
         raise ConfigError(
             f"study {study.study_name!r}: its storage URL has a masked password; pass --storage"
