@@ -14,15 +14,18 @@ module never re-implements dominance. A pick runs in two steps:
      name it yourself (``hoyer_sparsity:min``). Ties (exactly equal values) are broken by the
      study's objectives in their order, each in its own direction, then by the lower trial
      number.
-   - ``knee`` (the default): every objective is scaled to [0, 1] over the candidates, 1 being
-     the best candidate's value in that objective's direction and 0 the worst, so objectives
-     that are maximised and minimised are treated alike; the pick is the candidate closest to
-     the ideal point (1, ..., 1) in Euclidean distance, reported divided by sqrt(number of
-     objectives) so that 0 is best on every objective and 1 worst on every one. This is the
-     compromise solution of Zeleny (1973) / Yu (1973), a common operational "knee": on a 2-D
-     front it lands at the bend where one objective stops buying much of the other. An
-     objective equal on every candidate scales to 1 and does not discriminate. Distances
-     equal to 12 decimals are ties, broken by the lower trial number.
+   - ``knee`` (the default): every objective is scaled to [0, 1] over the whole Pareto front,
+     1 being the front's best value in that objective's direction and 0 its worst, so
+     objectives that are maximised and minimised are treated alike; the pick is the candidate
+     closest to the ideal point (1, ..., 1) in Euclidean distance, reported divided by
+     sqrt(number of objectives) so that 0 is best on every objective and 1 worst on every one.
+     This is the compromise solution of Zeleny (1973) / Yu (1973), a common operational
+     "knee": on a 2-D front it lands at the bend where one objective stops buying much of the
+     other. The scale is the front's, not the candidates': the requirements narrow the choice
+     but do not change what counts as a large difference (among three candidates within 0.01
+     of accuracy, that 0.01 is not the full range). An objective equal on every member scales
+     to 1 and does not discriminate. Distances equal to 12 decimals are ties, broken by the
+     lower trial number.
 
 No candidate left is :class:`NoFeasibleTrial`, which lists the front members closest to the
 requirements, ranked by their total relative shortfall (each miss divided by ``|bound|``).
@@ -283,21 +286,26 @@ def prefer_ranking(
 
 
 def knee_distances(
-    rows: Sequence[FrontRow], objectives: Sequence[str], directions: Sequence[str]
+    rows: Sequence[FrontRow],
+    objectives: Sequence[str],
+    directions: Sequence[str],
+    scale: Sequence[FrontRow] | None = None,
 ) -> dict[int, float]:
     """Distance of each row to the ideal point after scaling every objective to [0, 1].
 
-    For objective j, ``u_j = (v - worst_j) / (best_j - worst_j)`` over ``rows`` (best and worst
-    in the objective's own direction; ``u_j = 1`` when all rows are equal). The distance is
-    ``sqrt(sum_j (1 - u_j)^2 / n_objectives)``, in [0, 1].
+    For objective j, ``u_j = (v - worst_j) / (best_j - worst_j)``, best and worst in the
+    objective's own direction over ``scale`` (default: ``rows``; ``u_j = 1`` when they are all
+    equal). The distance is ``sqrt(sum_j (1 - u_j)^2 / n_objectives)``, in [0, 1] for rows
+    within the scale.
 
     Returns:
         Trial number -> distance (lower is better).
     """
+    scale = rows if scale is None else scale
     scaled: dict[int, list[float]] = {r.trial: [] for r in rows}
     for name, direction in zip(objectives, directions, strict=True):
         values = [_nan(value_of(r, name)) for r in rows]
-        finite = [v for v in values if math.isfinite(v)]
+        finite = [v for v in (_nan(value_of(r, name)) for r in scale) if math.isfinite(v)]
         if not finite:
             for r in rows:
                 scaled[r.trial].append(1.0)
@@ -311,17 +319,20 @@ def knee_distances(
             elif span == 0:
                 u = 1.0
             else:
-                u = 1.0 - abs(v - best) / span
+                u = (v - worst) / (best - worst)
             scaled[r.trial].append(u)
     k = max(1, len(objectives))
     return {t: math.sqrt(sum((1 - u) ** 2 for u in us) / k) for t, us in scaled.items()}
 
 
 def knee_ranking(
-    rows: Sequence[FrontRow], objectives: Sequence[str], directions: Sequence[str]
+    rows: Sequence[FrontRow],
+    objectives: Sequence[str],
+    directions: Sequence[str],
+    scale: Sequence[FrontRow] | None = None,
 ) -> list[tuple[FrontRow, float]]:
     """Rows closest to the ideal point first (see :func:`knee_distances`); ties by trial."""
-    dist = knee_distances(rows, objectives, directions)
+    dist = knee_distances(rows, objectives, directions, scale)
     ordered = sorted(rows, key=lambda r: (round(dist[r.trial], _TIE_DECIMALS), r.trial))
     return [(r, dist[r.trial]) for r in ordered]
 
@@ -430,7 +441,7 @@ def pick(
             directions,
         )
 
-    ranking = knee_ranking(candidates, objectives, directions)
+    ranking = knee_ranking(candidates, objectives, directions, scale=front)
     best, score = ranking[0]
     if len(objectives) == 1:
         reason = (
@@ -440,9 +451,9 @@ def pick(
     else:
         default = "" if knee else " (the default; --prefer METRIC chooses by one metric)"
         reason = (
-            f"rule knee{default}: each objective scaled to [0, 1] over the "
-            f"{len(candidates)} candidate(s), 1 = "
-            "best in its own direction; the pick is the candidate closest to the ideal point "
+            f"rule knee{default}: each objective scaled to [0, 1] over the Pareto front "
+            f"({len(front)} members), 1 = best in its own direction; the pick is the one of "
+            f"the {len(candidates)} candidate(s) closest to the ideal point "
             f"where all are 1 (distance {score:.3f}, 0 = best on every objective, 1 = worst); "
             "equal distances go to the lower trial number"
         )

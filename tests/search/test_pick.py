@@ -68,6 +68,22 @@ def test_knee_picks_the_bend_of_a_two_objective_front() -> None:
     assert "closest to the ideal point" in chosen.reason
 
 
+def test_knee_scales_by_the_whole_front_not_the_candidates() -> None:
+    # Three candidates within 0.01 of accuracy and one small, weak network. On the front's
+    # scale trial 2 gives up 0.006 of accuracy (about 2% of the front's range) for 8x fewer
+    # parameters than trial 0: it is the knee. Scaled over the candidates alone, that 0.006
+    # would be the full range and trial 1 would win.
+    study = front_study([(0.970, 62070), (0.9666, 28315), (0.9638, 7510), (0.6323, 815)])
+    chosen = pick(study, require=["val_accuracy>=0.95"])
+    assert chosen.trial == 2
+    assert "scaled to [0, 1] over the Pareto front (4 members)" in chosen.reason
+    candidates = [r for r, _ in chosen.ranking]
+    assert (
+        knee_distances(candidates, ["val_accuracy", "params"], ACC_PARAMS)[1]
+        < (knee_distances(candidates, ["val_accuracy", "params"], ACC_PARAMS)[2])
+    )
+
+
 def test_knee_treats_mixed_directions_alike() -> None:
     # The same front with accuracy as a loss (both minimised), or with the size negated (both
     # maximised), gives the same pick and distance: each objective is scaled in its own better
