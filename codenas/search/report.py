@@ -8,7 +8,8 @@ loaded), the hidden activations are read on the validation sample of the search,
     per layer: width, units alive, effective rank, participation ratio, and what
     ``codenas rightsize`` would keep;
 ``cka.png``
-    linear CKA between every pair of hidden layers (Nguyen, Raghu & Kornblith 2021);
+    linear CKA between every pair of hidden layers (Nguyen, Raghu & Kornblith 2021), for a
+    network of two or more hidden layers;
 ``factor_mi.png`` (known factors)
     normalised mutual information between each unit of the last hidden layer and each factor,
     units sorted as MIG reads them (by the factor they inform most, then by information);
@@ -213,8 +214,6 @@ def cka_figure(code: NeuralCode) -> tuple[Figure, str, str]:
         "Bright cells off the diagonal are layers computing nearly the same representation "
         "(Nguyen, Raghu & Kornblith 2021); a layer at 0.95 or more with the one before it is "
         "a candidate for removal."
-        if n > 1
-        else "A single hidden layer has no other layer to compare with; the diagonal is 1."
     )
     return _finish(fig, title, guide), title, guide
 
@@ -457,8 +456,9 @@ def draw(code: NeuralCode) -> list[tuple[str, Figure, str, str]]:
     out = []
     fig, title, guide = capacity_figure(code)
     out.append(("capacity", fig, title, guide))
-    fig, title, guide = cka_figure(code)
-    out.append(("cka", fig, title, guide))
+    if len(code.layers) > 1:  # one layer has no other to compare with
+        fig, title, guide = cka_figure(code)
+        out.append(("cka", fig, title, guide))
     if code.factors is not None:
         fig, title, guide, order, groups = factor_mi_figure(code)
         out.append(("factor_mi", fig, title, guide))
@@ -507,6 +507,8 @@ def write_report(
         path = out / f"{name}.png"
         fig.savefig(path, dpi=_DPI)
         figures.append(FigureFile(name, title, guide, path))
+    if len(code.layers) == 1:
+        notes = [*notes, "One hidden layer: no CKA matrix between layers to draw."]
     page = _html(code, figures, notes, subtitle, spec_summary(code.spec.to_dict()))
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")

@@ -28,7 +28,6 @@ A bare spec mapping (``{space: mlp, ...}``) is accepted too.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -553,8 +552,7 @@ def seed_search(
 def describe_seed(seed: Seed) -> str:
     """``"trial 3: depth=2 width=64 ... (notes)"`` for people."""
     shown = " ".join(
-        f"{k}={json.dumps(v) if not isinstance(v, float) else f'{v:.3g}'}"
-        for k, v in seed.params.items()
+        f"{k}={f'{v:.3g}' if isinstance(v, float) else v}" for k, v in seed.params.items()
     )
     extra = " ".join(f"{k}={v}" for k, v in seed.user_attrs.items())
     notes = f" ({'; '.join(seed.notes)})" if seed.notes else ""

@@ -92,6 +92,9 @@ def test_only_the_figures_the_data_supports() -> None:
     assert names == {"capacity", "cka"}
     names = {n for n, *_ in draw(synthetic_code(labels=True, factors=False))}
     assert names == {"capacity", "cka", "selectivity", "selective_units"}
+    one_layer = synthetic_code(labels=False, factors=False)
+    one_layer.layers = one_layer.layers[:1]
+    assert {n for n, *_ in draw(one_layer)} == {"capacity"}  # no other layer to compare with
 
 
 def test_mi_figure_sorts_units_as_mig_reads_them() -> None:
