@@ -135,7 +135,7 @@ def capacity_figure(code: NeuralCode) -> tuple[Figure, str, str]:
     fig = _new_figure(max(8.0, 1.6 * n + 3.0), 4.8)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(n)
-    bars = [
+    bars: list[tuple[str, list[float], str]] = [
         ("width", [u.width for u in usage], "0.82"),
         ("units alive", [u.alive for u in usage], "tab:blue"),
         ("effective rank", [u.effective_rank for u in usage], "tab:orange"),
@@ -163,7 +163,7 @@ def capacity_figure(code: NeuralCode) -> tuple[Figure, str, str]:
                 right,
                 colors="black",
                 linewidth=2,
-                label="rightsize keeps" if p.index == plan[0].index else None,
+                label="rightsize keeps" if p.index == plan[0].index else "_nolegend_",
             )
     ax.set_xticks(x, [f"layer {k}\n{u.width} units" for k, u in enumerate(usage)])
     ax.set_xlabel("hidden layer (first to last)")
@@ -366,7 +366,7 @@ def selectivity_figure(code: NeuralCode) -> tuple[Figure, str, str]:
     assert code.labels is not None
     fig = _new_figure(7.5, 4.6)
     ax = fig.add_subplot(1, 1, 1)
-    bins = np.linspace(0.0, 1.0, 21)
+    bins = np.linspace(0.0, 1.0, 21).tolist()
     colors = _layer_colors(len(code.layers))
     for k, acts in enumerate(code.layers):
         si = selectivity_index(acts, code.labels)

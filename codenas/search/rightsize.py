@@ -376,7 +376,8 @@ def propose(
         min_width=min_width,
     )
     new_widths = [p.new_width for p in plan if p.new_width is not None]
-    new_spec = dataclasses.replace(spec, **{field: tuple(new_widths)})
+    changes: dict[str, Any] = {field: tuple(new_widths)}
+    new_spec = dataclasses.replace(spec, **changes)
     params, param_notes = enqueue_params(dict(trial.params), new_widths, config)
     notes.extend(param_notes)
     names = objective_names(study)

@@ -227,7 +227,7 @@ def read_run(uri: str, run_id: str) -> RunRecord:
 
 
 def log_values(
-    uri: str, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str] = ()
+    uri: str, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str] | None = None
 ) -> None:
     """Add metrics (and tags) to an existing run, finished or not."""
     from mlflow.entities import Metric, RunTag
@@ -235,7 +235,7 @@ def log_values(
     client = client_for(uri)
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
-    tag_items = [RunTag(k, str(v)) for k, v in dict(tags).items()]
+    tag_items = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
     for start in range(0, max(1, len(items)), 1000):
         client.log_batch(
             run_id, metrics=items[start : start + 1000], tags=tag_items if start == 0 else []

@@ -417,12 +417,12 @@ def _fit_param(name: str, value: Any, field: Any) -> tuple[Any, str | None]:
             )
         return fitted, None
     if isinstance(field, FloatRange):
-        fitted = min(max(float(value), field.min), field.max)
-        if fitted != float(value):
-            return fitted, (
-                f"{name} {value:.4g} -> {fitted:.4g} (space.{name} is [{field.min}, {field.max}])"
+        clipped = min(max(float(value), field.min), field.max)
+        if clipped != float(value):
+            return clipped, (
+                f"{name} {value:.4g} -> {clipped:.4g} (space.{name} is [{field.min}, {field.max}])"
             )
-        return fitted, None
+        return clipped, None
     if isinstance(field, tuple):
         if value not in field:
             raise LookupError(
@@ -461,7 +461,8 @@ def seeds_from(source: optuna.Study, config: Config, *, top: int | None = None) 
     directions = [d.name.lower() for d in source.directions]
     ordered = [r for r, _ in knee_ranking(rows, objective_names(source), directions)]
     trials = source.get_trials(deepcopy=False)
-    seeds, refused = [], []
+    seeds: list[Seed] = []
+    refused: list[str] = []
     field_name = {"mlp": "widths", "cnn": "channels"}.get(config.space.name)
     for row in ordered:
         if top is not None and len(seeds) == top:
