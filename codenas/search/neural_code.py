@@ -114,7 +114,9 @@ def retrain(
     """
     from codenas.search.datasets import load_dataset
     from codenas.search.evaluate import Evaluator
+    from codenas.search.study import default_threads, set_threads
 
+    set_threads(config.train.threads or default_threads())  # as the search does
     if recorded:
         config = replay_config(config, recorded)
     data = data if data is not None else load_dataset(config.data)

@@ -607,9 +607,17 @@ def report_trial(
 
 
 def report_front(
-    study: optuna.Study, config: Config, out_dir: str | Path | None = None, *, log: bool = True
+    study: optuna.Study,
+    config: Config,
+    out_dir: str | Path | None = None,
+    *,
+    log: bool = True,
+    skip_existing: bool = True,
 ) -> list[Report]:
     """Write a report for each member of the study's Pareto front (and log it to its run).
+
+    Each member is trained again as its trial was (a brief training per member), so on a
+    continued study ``skip_existing`` leaves members whose ``trial-N/report.html`` exists.
 
     Args:
         study: the study, after its search.
@@ -617,16 +625,18 @@ def report_front(
         out_dir: parent folder; each trial gets ``trial-N/`` in it. Default
             ``reports/<study name>/``.
         log: also log each report to its trial's MLflow run under ``report/``.
+        skip_existing: do not redo a member whose report is already in ``out_dir``.
 
     Returns:
-        One :class:`Report` per front member, by trial number.
+        One :class:`Report` per member written now, by trial number.
     """
     base = Path(out_dir) if out_dir is not None else Path("reports") / study.study_name
     reports = []
     for trial in sorted(study.best_trials, key=lambda t: t.number):
-        reports.append(
-            report_trial(study, trial.number, config, base / f"trial-{trial.number}", log=log)
-        )
+        folder = base / f"trial-{trial.number}"
+        if skip_existing and (folder / "report.html").exists():
+            continue
+        reports.append(report_trial(study, trial.number, config, folder, log=log))
     return reports
 
 

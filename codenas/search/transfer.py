@@ -306,14 +306,12 @@ def train(
     Returns:
         The :class:`Trained` network with its metrics and MLflow ids.
     """
-    import torch
-
     from codenas.config import Config
     from codenas.search.datasets import load_dataset
     from codenas.search.evaluate import Evaluator
-    from codenas.search.study import default_threads
+    from codenas.search.study import default_threads, set_threads
 
-    torch.set_num_threads(config.train.threads or default_threads())
+    set_threads(config.train.threads or default_threads())
     data = load_dataset(config.data)
     spec, adapted_from = adapt_to(spec, data)
     raw = config.to_dict()

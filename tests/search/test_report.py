@@ -155,6 +155,7 @@ def test_report_front_writes_one_report_per_pareto_member(
     for r in reports:
         assert r.html.exists() and r.out_dir.parent == tmp_path
         assert r.run_id is None
+    assert report_front(study, searched.config, tmp_path, log=False) == []  # already there
 
 
 @pytest.mark.slow
