@@ -193,7 +193,7 @@ def cmd_front(args: argparse.Namespace) -> int:
 
 def _tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]:
     """The tracking URI of a study's runs (``given``, else the stored one) or a reason why not."""
-    from codenas.search.runs import sqlite_missing
+    from codenas.search.tracking.runs import sqlite_missing
     from codenas.search.study import stored_config
 
     if given:
@@ -243,7 +243,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
     elif uri is None:
         print(f"  MLflow run: {row.mlflow_run_id} (not tagged: {why})")
     else:
-        from codenas.search.runs import mark_picked
+        from codenas.search.tracking.runs import mark_picked
 
         untagged = mark_picked(uri, study.study_name, row.mlflow_run_id, chosen.summary())
         extra = f"; previous pick untagged ({len(untagged)} run)" if untagged else ""
@@ -287,7 +287,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
 def cmd_rightsize(args: argparse.Namespace) -> int:
     from codenas.search.pareto import spec_summary
     from codenas.search.rightsize import enqueue, propose, run_queued
-    from codenas.search.runs import study_config
+    from codenas.search.tracking.runs import study_config
     from codenas.search.study import load_study
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
@@ -326,7 +326,7 @@ def cmd_rightsize(args: argparse.Namespace) -> int:
     if proposal.recomputed and uri is not None:
         run_id = study.trials[proposal.trial].user_attrs.get("mlflow_run_id")
         if run_id:
-            from codenas.search.runs import log_values
+            from codenas.search.tracking.runs import log_values
 
             log_values(
                 uri,
@@ -376,7 +376,7 @@ def cmd_rightsize(args: argparse.Namespace) -> int:
     print(f"  on the Pareto front: {'yes' if number in front else 'no'}")
     run_id = trial.user_attrs.get("mlflow_run_id")
     if uri is not None and run_id:
-        from codenas.search.runs import set_tags
+        from codenas.search.tracking.runs import set_tags
 
         set_tags(uri, run_id, {"codenas.rightsized_from": str(proposal.trial)})
     return 0

@@ -652,7 +652,7 @@ def report_run(
     """
     from codenas.config import Config
     from codenas.search.neural_code import from_model, retrain, trial_seed_of
-    from codenas.search.runs import load_logged_model, read_run
+    from codenas.search.tracking.runs import load_logged_model, read_run
     from codenas.spaces import build_model, spec_from_dict
 
     record = read_run(tracking_uri, run_id)
@@ -701,7 +701,7 @@ def report_run(
 
 
 def _log(uri: str, run_id: str, report: Report) -> None:
-    from codenas.search.runs import log_files
+    from codenas.search.tracking.runs import log_files
 
     try:
         log_files(uri, run_id, [f.path for f in report.figures] + [report.html], ARTIFACT_DIR)

@@ -3,8 +3,8 @@
 The search itself logs through :mod:`codenas.search.tracking`; this module holds the few calls
 the later steps make on the runs it left: tag a pick, add recomputed metrics to a trial's run,
 log a fully trained model, read a run back and attach report files. It reuses the tracking
-module's client (one quick attempt per request) and experiment helpers. It is, with
-``tracking``, the only place of codenas that imports ``mlflow``.
+module's client (one quick attempt per request) and experiment helpers. The ``tracking``
+package is the only place of codenas that imports ``mlflow``.
 """
 
 from __future__ import annotations
