@@ -79,15 +79,20 @@ def _print_front(study: Any, stream: Any = None) -> None:
 
 
 def _next_steps(config: Any) -> None:
-    from codenas.search.tracking import mask_url, ui_command
+    from codenas.search.tracking import codenas_experiments, mask_url, runs_table_url
 
     storage = mask_url(config.study.storage)
+    uri = config.tracking.uri
     print("\nnext:")
-    print(
-        f"  codenas ui --tracking-uri {mask_url(config.tracking.uri)}   "
-        f"(or: {ui_command(config.tracking.uri)})"
-    )
-    print("    runs table -> filter: tags.`codenas.pareto` = 'true'")
+    remote = uri.startswith(("http://", "https://"))
+    if not remote:
+        print(f"  codenas ui --tracking-uri {mask_url(uri)}      (MLflow UI on 127.0.0.1:5000)")
+    if config.tracking.enabled:
+        ids = dict(codenas_experiments(uri))
+        if config.experiment in ids:
+            base = uri if remote else "http://127.0.0.1:5000"
+            print(f"    runs: {runs_table_url(base, ids[config.experiment])}")
+    print("    Pareto front: filter the runs with  tags.`codenas.pareto` = 'true'")
     print(f"  optuna-dashboard {storage}")
     print(f"  codenas front --study {config.study.name} --storage {storage}")
 
@@ -193,8 +198,8 @@ def cmd_front(args: argparse.Namespace) -> int:
 
 def _tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]:
     """The tracking URI of a study's runs (``given``, else the stored one) or a reason why not."""
-    from codenas.search.tracking.runs import sqlite_missing
     from codenas.search.study import stored_config
+    from codenas.search.tracking.runs import sqlite_missing
 
     if given:
         _existing_sqlite(given, "MLflow database", "--tracking-uri")
@@ -287,8 +292,8 @@ def cmd_pick(args: argparse.Namespace) -> int:
 def cmd_rightsize(args: argparse.Namespace) -> int:
     from codenas.search.pareto import spec_summary
     from codenas.search.rightsize import enqueue, propose, run_queued
-    from codenas.search.tracking.runs import study_config
     from codenas.search.study import load_study
+    from codenas.search.tracking.runs import study_config
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
     study = load_study(args.study, args.storage)
@@ -469,12 +474,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     mlflow = shutil.which("mlflow")
     cmd = [mlflow] if mlflow else [sys.executable, "-m", "mlflow"]
     cmd += ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
+    from codenas.search.tracking import codenas_experiments, runs_table_url
+
+    base = f"http://127.0.0.1:{args.port}"
     print(
-        f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop). Runs table: "
-        f"http://127.0.0.1:{args.port}/#/experiments/<id>/runs, filter "
-        "tags.`codenas.pareto` = 'true' for the Pareto front.",
+        f"MLflow UI on {base} (Ctrl-C to stop); the runs of each codenas experiment:",
         file=sys.stderr,
     )
+    for name, experiment_id in codenas_experiments(uri):
+        print(f"  {name}: {runs_table_url(base, experiment_id)}", file=sys.stderr)
+    print("Filter the Pareto front with  tags.`codenas.pareto` = 'true'", file=sys.stderr)
     return subprocess.call(cmd)
 
 
