@@ -43,7 +43,8 @@ class TrainResult:
         metrics: ``val_loss``, ``test_loss``, ``train_loss`` and, for classification,
             ``val_accuracy`` and ``test_accuracy``; for regression ``val_r2`` and ``test_r2``.
         epochs: epochs started; steps: optimisation steps taken; seconds: wall time.
-        stopped_by: ``"epochs"``, ``"max_steps"`` or ``"max_time"``.
+        stopped_by: ``"epochs"``, ``"max_steps"``, ``"max_time"`` or ``"callback"`` (the epoch
+            callback raised :class:`StopTraining`).
     """
 
     model: nn.Module
@@ -129,8 +130,10 @@ class BriefTrainer:
         Args:
             model: a freshly built module (initialised under the caller's seed).
             seed: seeds the batch order.
-            on_epoch_end: called after each epoch with ``(epoch, validation metrics)``; it may
-                raise :class:`StopTraining` (or ``optuna.TrialPruned``) to stop.
+            on_epoch_end: called after each epoch with ``(epoch, validation metrics)``. It may
+                raise :class:`StopTraining` to end training there: the model is then evaluated
+                and returned as after the last epoch (``stopped_by="callback"``). Any other
+                exception (``optuna.TrialPruned`` included) propagates.
 
         Raises:
             TrainingDiverged: the training loss became NaN or infinite.
@@ -172,7 +175,10 @@ class BriefTrainer:
                     f"training loss became {last_epoch_loss} in epoch {epoch} (step {steps})"
                 )
             if on_epoch_end is not None:
-                on_epoch_end(epoch, self.evaluate(fmodel, self.val_split, "val"))
+                try:
+                    on_epoch_end(epoch, self.evaluate(fmodel, self.val_split, "val"))
+                except StopTraining:
+                    stopped_by = "callback"
             if stopped_by != "epochs":
                 break
         seconds = time.perf_counter() - start
