@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from collections.abc import Container, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from codenas.config import Config
-from codenas.metrics import capture_activations, compute_metrics, get_metric
+from codenas.metrics import capture_activations, compute_metrics
 from codenas.search.datasets import Dataset
 from codenas.search.objectives import check_against_dataset
 from codenas.search.training import BriefTrainer, EpochCallback, TrainResult, count_parameters
@@ -73,36 +74,97 @@ class Evaluator:
         rows = np.sort(rng.choice(n, size=min(n, config.metrics.samples), replace=False))
         self.sample_rows = torch.as_tensor(rows)
         self.sample_x = self.trainer.val_split.x[self.sample_rows.to(self.trainer.device)]
-        needs = {need for name in self.names for need in get_metric(name).needs}
+        self.context = {"task": data.task, "n_outputs": data.n_outputs}
+        # Labels and factors of those rows, whenever the dataset has them: ``measure`` may be
+        # asked for metrics beyond the config's (benchmarks, checkpoints).
         self.labels = (
-            data.val.y[self.sample_rows].cpu().numpy()
-            if "labels" in needs and data.task == "classification"
-            else None
+            data.val.y[self.sample_rows].cpu().numpy() if data.task == "classification" else None
         )
         self.factors = (
             data.val.factors[self.sample_rows].cpu().numpy()
-            if "factors" in needs and data.val.factors is not None
+            if data.val.factors is not None
             else None
         )
 
     def evaluate(
-        self, spec: Spec, *, seed: int, on_epoch_end: EpochCallback | None = None
+        self,
+        spec: Spec,
+        *,
+        seed: int,
+        on_epoch_end: EpochCallback | None = None,
+        checkpoint_metrics: Sequence[str] = (),
+        checkpoint_epochs: Container[int] | None = None,
     ) -> Evaluation:
-        """Build ``spec`` under ``seed``, train it briefly, and compute every metric."""
+        """Build ``spec`` under ``seed``, train it briefly, and compute every metric.
+
+        Args:
+            spec: the architecture.
+            seed: seeds the initialisation, dropout and the batch order.
+            on_epoch_end: called after each epoch with ``(epoch, values)``: the validation
+                metrics, ``params``, ``time/checkpoints`` (seconds spent in these callbacks so
+                far) and, at ``checkpoint_epochs``, the ``checkpoint_metrics`` measured on the
+                model as it is at that epoch. It may raise ``StopTraining`` (training ends there
+                and the model is measured) or ``optuna.TrialPruned`` (propagates).
+            checkpoint_metrics: metric names to measure at checkpoints; keep them cheap
+                (``codenas.search.early.CHECKPOINT_METRICS``).
+            checkpoint_epochs: the epochs at which to measure them (default: every epoch).
+
+        The returned metrics include ``time/checkpoints`` when ``on_epoch_end`` is given; that
+        time is also part of ``time/train``, as the callbacks run inside the training loop.
+        """
         torch.manual_seed(seed)
         model = build_model(spec)
         params = count_parameters(model)
-        result = self.trainer.fit(model, seed=seed, on_epoch_end=on_epoch_end)
+        callback = on_epoch_end
+        spent = [0.0]
+        if on_epoch_end is not None:
+            names = list(checkpoint_metrics)
+
+            def callback(epoch: int, val: dict[str, float]) -> None:
+                start = time.perf_counter()
+                values = {**val, "params": float(params)}
+                if names and (checkpoint_epochs is None or epoch in checkpoint_epochs):
+                    values = self.measure(model, names, values)[0]
+                values["time/checkpoints"] = spent[0] + time.perf_counter() - start
+                try:
+                    on_epoch_end(epoch, values)
+                finally:
+                    spent[0] += time.perf_counter() - start
+
+        result = self.trainer.fit(model, seed=seed, on_epoch_end=callback)
+        run_values = dict(result.metrics)
+        run_values["params"] = float(params)
         start = time.perf_counter()
-        layers = capture_activations(result.model, self.sample_x)
-        values: dict[str, Any] = compute_metrics(
-            self.names, layers, labels=self.labels, factors=self.factors
-        )
+        values, layers = self.measure(result.model, self.names, run_values)
         metrics_time = time.perf_counter() - start
-        values.update(result.metrics)
-        values["params"] = float(params)
         values["epochs"] = float(result.epochs)
         values["steps"] = float(result.steps)
         values["time/train"] = result.seconds
         values["time/metrics"] = metrics_time
+        if on_epoch_end is not None:
+            values["time/checkpoints"] = spent[0]
         return Evaluation(metrics=values, train=result, layers=layers)
+
+    def measure(
+        self, model: nn.Module, names: Sequence[str], run_values: dict[str, float]
+    ) -> tuple[dict[str, float], list[np.ndarray]]:
+        """The metrics ``names`` of ``model`` as it is now, with the training's ``run_values``.
+
+        Reads the hidden activations on the fixed validation rows, computes the coding metrics,
+        adds ``run_values`` (``val_loss``, ``params``, ...) and then the derived metrics
+        (``early_score``), which combine both. The model's mode is left as it was.
+
+        Returns:
+            ``(values, layers)``: the flat metric dict and the ``(n_samples, n_units)`` arrays.
+        """
+        from codenas.search.early_score import DERIVED, derived_needs
+
+        layers = capture_activations(model, self.sample_x)
+        values: dict[str, float] = compute_metrics(
+            [*names, *derived_needs(names)], layers, labels=self.labels, factors=self.factors
+        )
+        values.update(run_values)
+        for name in names:
+            if name in DERIVED:
+                values[name] = DERIVED[name].compute(values, self.context)
+        return values, layers

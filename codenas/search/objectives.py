@@ -28,6 +28,13 @@ register_run_metric(
     "train_loss", direction="minimize", summary="mean training loss over the last epoch"
 )
 register_run_metric("params", direction="minimize", summary="number of trainable parameters")
+# Derived from the brief training's validation loss and the hidden layers' effective ranks
+# (formula and how it was chosen: codenas/search/early_score.py, docs/proxy-quality.md).
+register_run_metric(
+    "early_score",
+    direction="maximize",
+    summary="predicts the full-training accuracy from a brief training (val loss + code rank)",
+)
 register_run_metric(
     "val_r2",
     direction="maximize",
@@ -82,8 +89,7 @@ def check_against_dataset(names: list[str], *, task: str, has_factors: bool, sou
             )
         if task != "classification" and ("labels" in info.needs or name in CLASSIFICATION_ONLY):
             raise ConfigError(
-                f"{source}: metric {name!r} needs class labels, but this dataset is a "
-                f"{task} task"
+                f"{source}: metric {name!r} needs class labels, but this dataset is a {task} task"
             )
         if task != "regression" and name in REGRESSION_ONLY:
             raise ConfigError(

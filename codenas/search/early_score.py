@@ -1,0 +1,184 @@
+"""The early score: how good an architecture will be after full training, read after a brief one.
+
+PROVISIONAL: the formula is chosen in benchmarks/proxy_quality.py --cv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from codenas.config import Config
+from codenas.errors import ConfigError
+from codenas.spaces import Spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """A metric computed from other metrics of the same trial (no activations of its own).
+
+    Attributes:
+        name: the registered name.
+        needs: metrics the Evaluator computes first (coding metrics; run metrics come anyway).
+        compute: ``fn(values, context) -> float``; ``values`` is the trial's flat metric dict,
+            ``context`` has ``task`` and ``n_outputs`` of the dataset.
+    """
+
+    name: str
+    needs: tuple[str, ...]
+    compute: Callable[[Mapping[str, float], Mapping[str, Any]], float]
+
+
+def layer_values(values: Mapping[str, float], name: str) -> list[float]:
+    """``name/layer_0``, ``name/layer_1``, ... from a flat metric dict, in layer order."""
+    out = []
+    k = 0
+    while f"{name}/layer_{k}" in values:
+        out.append(float(values[f"{name}/layer_{k}"]))
+        k += 1
+    return out
+
+
+RANK_WEIGHT = 0.5
+DEAD_WEIGHT = 0.0
+CAPPED = True
+
+
+def early_score(
+    values: Mapping[str, float],
+    context: Mapping[str, Any],
+    *,
+    rank_weight: float = RANK_WEIGHT,
+    dead_weight: float = DEAD_WEIGHT,
+    capped: bool = CAPPED,
+) -> float:
+    """PROVISIONAL."""
+    val_loss = float(values["val_loss"])
+    eranks = layer_values(values, "effective_rank")
+    dead = layer_values(values, "dead_fraction")
+    n_out = max(1, int(context["n_outputs"]))
+    ratio = min(eranks) / n_out
+    if capped:
+        ratio = min(1.0, ratio)
+    score = -math.log(max(val_loss, 1e-12)) + rank_weight * math.log(ratio)
+    if dead_weight:
+        score -= dead_weight * (dead[-1] if dead else 0.0)
+    return float(score)
+
+
+DERIVED: dict[str, Derived] = {
+    "early_score": Derived("early_score", ("effective_rank", "dead_fraction"), early_score),
+}
+
+
+def derived_needs(names: Sequence[str]) -> list[str]:
+    """The metrics the derived metrics among ``names`` need computed first."""
+    out: list[str] = []
+    for name in names:
+        if name in DERIVED:
+            out.extend(n for n in DERIVED[name].needs if n not in out)
+    return out
+
+
+# ----------------------------------------------------------------------------- rank_early
+
+
+def _resolve(data_config: Any, budget: int | None, samples: int) -> Config:
+    """A config that trains ``budget`` epochs on ``data_config`` and computes ``early_score``."""
+    from pydantic import BaseModel
+
+    from codenas.config import load_config, resolve_config_path, validate_config
+
+    train: dict[str, Any] = {}
+    if isinstance(data_config, Config):
+        data, train = data_config.data.model_dump(mode="json"), data_config.train.model_dump()
+    elif isinstance(data_config, BaseModel):
+        data = data_config.model_dump(mode="json")
+    elif isinstance(data_config, Mapping):
+        data = dict(data_config)
+    elif isinstance(data_config, (str, Path)):
+        try:
+            resolve_config_path(data_config)
+        except ConfigError:
+            data = {"name": str(data_config)}  # a dataset name, with its defaults
+        else:
+            whole = load_config(data_config)
+            data, train = whole.data.model_dump(mode="json"), whole.train.model_dump()
+    else:
+        raise ConfigError(
+            "rank_early: data_config must be a Config, a data config, a mapping with a 'name' "
+            f"key, a dataset name or a config file, got {type(data_config).__name__}"
+        )
+    if budget is not None:
+        if int(budget) < 1:
+            raise ConfigError(f"rank_early: `budget >= 1` must hold, got {budget=}")
+        train["epochs"] = int(budget)
+    return validate_config(
+        {
+            "data": data,
+            "train": train,
+            "metrics": {"samples": samples, "log": []},
+            "objectives": ["early_score"],
+            "tracking": {"enabled": False},
+        },
+        source="rank_early",
+    )
+
+
+def rank_early(
+    specs: Sequence[Spec | Mapping[str, Any]],
+    data_config: Any,
+    budget: int | None = None,
+    *,
+    seed: int = 0,
+    samples: int = 2048,
+) -> list[float]:
+    """The early score of each spec after a brief training on a dataset; higher ranks first.
+
+    Each spec is adapted to the dataset's input shape and number of outputs (so specs found on
+    one dataset can be ranked on another), trained for ``budget`` epochs with codenas's
+    :class:`~codenas.search.evaluate.Evaluator`, and scored by :func:`early_score`.
+
+    Args:
+        specs: architectures (``Spec`` objects or their ``to_dict()`` form).
+        data_config: the dataset: a :class:`~codenas.config.Config` (its ``data`` and ``train``
+            sections), a data config model (``config.data``), a mapping such as
+            ``{"name": "factors", "n_factors": 3}``, a dataset name (``"digits"``) or the
+            name/path of a search config (``"shapes-cnn"``: its data and training settings).
+        budget: brief training epochs; default the config's ``train.epochs`` (10 for a bare
+            dataset).
+        seed: training seed, the same for every spec (as the trials of one search differ only
+            by architecture).
+        samples: validation rows whose activations the effective ranks are read on.
+
+    Returns:
+        One float per spec, in order. Higher is better; scores are comparable within a call
+        (same dataset, budget and seed), and across calls with those equal.
+
+    Raises:
+        ConfigError: an unknown dataset or bad settings, before any training.
+    """
+    from codenas.search.datasets import load_dataset
+    from codenas.search.evaluate import Evaluator
+    from codenas.search.study import default_threads, set_threads
+    from codenas.spaces import get_space, spec_from_dict
+
+    config = _resolve(data_config, budget, samples)
+    built = [s if isinstance(s, Spec) else spec_from_dict(s) for s in specs]
+    data = load_dataset(config.data)
+    for spec in built:
+        space_cls = get_space(spec.space)
+        space_cls(space_cls.config_model(name=spec.space)).check_input(data.input_shape)
+    set_threads(config.train.threads or default_threads())
+    evaluator = Evaluator(config, data, source="rank_early")
+    scores = []
+    for spec in built:
+        adapted = spec.adapt(data.input_shape, data.n_outputs)
+        scores.append(float(evaluator.evaluate(adapted, seed=seed).metrics["early_score"]))
+    return scores
+
+
+__all__ = ["DERIVED", "Derived", "derived_needs", "early_score", "layer_values", "rank_early"]
