@@ -183,6 +183,52 @@ class ConstraintConfig(Frozen):
         return f"{self.metric} {self.op} {self.bound:g}"
 
 
+class EarlyStoppingConfig(Frozen):
+    """``search.early_stopping:``: stop a trial whose partial objectives are already dominated.
+
+    After each epoch from ``warmup_epochs`` on, a trial's objectives that can be read cheaply
+    at a checkpoint (``metrics``; default: those of the objectives that are cheap) are compared
+    with the completed trials' values at the same epoch; if at least ``dominated_share`` of
+    them dominate it (and at least ``min_trials`` have a value there), the trial is stopped and
+    recorded as PRUNED. Rule and measurements: ``codenas/search/early.py``,
+    ``docs/proxy-quality.md``.
+    """
+
+    enabled: bool = False
+    warmup_epochs: int = Field(2, ge=1)  # first epoch at which a trial may be stopped
+    dominated_share: float = Field(0.5, gt=0.0, le=1.0)
+    min_trials: int = Field(5, ge=1)  # completed trials needed at a checkpoint to compare
+    metrics: tuple[str, ...] | None = None  # default: the objectives cheap at a checkpoint
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _as_tuple(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("metrics")
+    @classmethod
+    def _cheap(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        from codenas.search.early import check_checkpoint_metric
+
+        if not value:
+            raise ValueError("give at least one metric, or leave metrics out for the default")
+        for name in value:
+            check_checkpoint_metric(name)
+        return value
+
+
+class SearchConfig(Frozen):
+    """``search:``: how the search loop treats running trials (early stopping).
+
+    Part of the study's problem like ``train:``: a stored study continues only with the same
+    settings, since they decide which trials complete.
+    """
+
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+
 _DEFAULT_OBJECTIVES = (
     {"metric": "val_accuracy", "direction": "maximize"},
     {"metric": "capacity_usage", "direction": "maximize"},
@@ -192,7 +238,7 @@ _DEFAULT_OBJECTIVES = (
 
 class Config(Frozen):
     """A whole search: ``study``, ``data``, ``space``, ``train``, ``metrics``, ``objectives``,
-    ``constraints`` and ``tracking``."""
+    ``constraints``, ``search`` and ``tracking``."""
 
     study: StudyConfig = StudyConfig()
     data: SerializeAsAny[Any] = None
@@ -201,6 +247,7 @@ class Config(Frozen):
     metrics: MetricsConfig = MetricsConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(default=_DEFAULT_OBJECTIVES, min_length=1)
     constraints: tuple[ConstraintConfig, ...] = ()
+    search: SearchConfig = SearchConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("objectives")

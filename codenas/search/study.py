@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import optuna
 
     from codenas.search.datasets import Dataset
+    from codenas.search.early import CheckpointMonitor
     from codenas.search.evaluate import Evaluator
     from codenas.search.pareto import FrontRow
     from codenas.search.tracking import MlflowTracker
@@ -341,6 +342,14 @@ class Objective:
             trial.set_user_attr("metrics", {"params": float(params)})
             raise optuna.TrialPruned(reason)
 
+    def _checkpoint_monitor(self, trial: optuna.Trial) -> CheckpointMonitor | None:
+        """The epoch callback that stops a dominated trial, if early stopping is enabled."""
+        if not self.config.search.early_stopping.enabled:
+            return None
+        from codenas.search.early import CheckpointMonitor
+
+        return CheckpointMonitor(self.config, trial)
+
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
 
@@ -355,9 +364,21 @@ class Objective:
             if self.tracker is not None:
                 self.tracker.trial_started(trial, spec, origin)
             self._check_static_constraints(trial, spec)
-            result = self.evaluator.evaluate(spec, seed=trial_seed(self.config, trial, origin))
+            # Multi-objective early stopping (codenas/search/early.py): off by default.
+            monitor = self._checkpoint_monitor(trial)
+            result = self.evaluator.evaluate(
+                spec,
+                seed=trial_seed(self.config, trial, origin),
+                on_epoch_end=monitor,
+                checkpoint_metrics=monitor.coding_metrics if monitor is not None else (),
+                checkpoint_epochs=monitor.epochs if monitor is not None else None,
+            )
             metrics = result.metrics
             trial.set_user_attr("metrics", metrics)
+            if monitor is not None:
+                from codenas.search.early import CHECKPOINTS_ATTR
+
+                trial.set_user_attr(CHECKPOINTS_ATTR, monitor.table())
             for constraint in self.config.constraints:
                 trial.set_constraint(
                     str(constraint), constraint.violation(metrics[constraint.metric])
@@ -524,6 +545,9 @@ def run(
     set_threads(config.train.threads or default_threads(workers))
 
     # Every check that can fail on bad input runs before any training.
+    from codenas.search.early import check_early_stopping
+
+    check_early_stopping(config)
     stale = StaleTrialHandler(config.study.retries)
     storage = storage_for(config, stale)
     space = get_space(config.space.name)(config.space)
