@@ -77,6 +77,8 @@ class TrackingConfig(Frozen):
     experiment: str | None = None  # default: the study name
     enabled: bool = True
     retry_for: float = Field(300.0, ge=0)  # seconds an unreachable backend is retried
+    report: bool = True  # a neural-code report per Pareto member at the end of a search
+    report_dir: str | None = None  # default: reports/<study name>/
 
 
 class TrainConfig(Frozen):

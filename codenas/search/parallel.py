@@ -95,7 +95,12 @@ def run_workers(
             running trial as failed in both stores).
     """
     from codenas.search.datasets import load_dataset
-    from codenas.search.study import StaleTrialHandler, open_study, storage_for
+    from codenas.search.study import (
+        StaleTrialHandler,
+        default_threads,
+        open_study,
+        storage_for,
+    )
     from codenas.spaces import get_space
 
     n_trials = config.study.trials if n_trials is None else n_trials
@@ -201,7 +206,12 @@ def run_workers(
         raise KeyboardInterrupt
     import optuna
 
-    return optuna.load_study(study_name=study.study_name, storage=storage)
+    from codenas.search.study import front_reports, set_threads
+
+    study = optuna.load_study(study_name=study.study_name, storage=storage)
+    set_threads(default_threads())
+    front_reports(study, config, log=config.tracking.enabled, progress=progress)
+    return study
 
 
 def _fail_stale(study: Any) -> None:

@@ -628,7 +628,36 @@ def run(
                 tracker.set_parent_status("FINISHED")
     if objective.fatal is not None:
         raise objective.fatal
+    if workers == 1 and not retries_only:
+        front_reports(study, config, log=tracker is not None, progress=progress)
     return study
+
+
+def front_reports(study: optuna.Study, config: Config, *, log: bool, progress: bool) -> None:
+    """Write the neural-code report of each new Pareto member (``tracking.report``).
+
+    A report never fails a finished search: a problem is one warning line.
+    """
+    if not config.tracking.report or not study.best_trials:
+        return
+    import sys
+
+    from codenas.search.report import report_front
+
+    if progress:
+        print(
+            "writing neural-code reports of the Pareto front (tracking.report: false skips "
+            "them)...",
+            file=sys.stderr,
+        )
+    try:
+        reports = report_front(study, config, config.tracking.report_dir, log=log)
+    except Exception as err:
+        print(f"codenas: warning: front reports not written: {err}", file=sys.stderr)
+        return
+    if progress and reports:
+        where = reports[0].out_dir.parent
+        print(f"reports: {where}/trial-N/report.html ({len(reports)} new)", file=sys.stderr)
 
 
 def _has_waiting(study: optuna.Study) -> bool:

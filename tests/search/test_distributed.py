@@ -44,6 +44,7 @@ def write_config(root: Path, name: str, storage: str, tracking: str, extra: list
             "space.width={min: 32, max: 64, log: true}",
             "metrics.samples=200",
             "constraints=[]",
+            "tracking.report=false",
             *extra,
         ],
     )
@@ -106,12 +107,16 @@ def check_tracking(storage: str, name: str, tracking: str) -> tuple[optuna.Study
 
 
 def check_killed_and_retried(study: optuna.Study, by_trial: dict, victim: int) -> None:
+    summary = [
+        (t.number, t.state.name, t.user_attrs.get("worker"), t.system_attrs.get("failed_trial"))
+        for t in study.trials
+    ]
     killed = [
         t
         for t in study.trials
         if t.state.name == "FAIL" and t.user_attrs.get("worker", "").endswith(f":{victim}")
     ]
-    assert len(killed) == 1
+    assert len(killed) == 1, summary
     killed_trial = killed[0]
     assert by_trial[killed_trial.number].info.status == "KILLED"
     assert (

@@ -197,3 +197,22 @@ def test_objective_directions_follow_the_config(tmp_path: Path) -> None:
     config = make_config(tmp_path, ["objectives=[{metric: val_loss}, dead_fraction]"])
     assert config.directions == ["minimize", "minimize"]
     assert dataclasses.is_dataclass(MLPSpec)
+
+
+@pytest.mark.slow
+def test_a_search_ends_with_a_report_per_pareto_member(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path, ["study.trials=2", "tracking.report=true", f"tracking.report_dir={tmp_path}/rep"]
+    )
+    study = codenas.search.run(config)
+    front = sorted(t.number for t in study.best_trials)
+    assert front
+    written = sorted(
+        int(p.parent.name.removeprefix("trial-"))
+        for p in (tmp_path / "rep").glob("trial-*/report.html")
+    )
+    assert written == front
+    client, _, children = child_runs(config)
+    by_trial = {int(r.data.tags["codenas.trial_number"]): r for r in children}
+    logged = {a.path for a in client.list_artifacts(by_trial[front[0]].info.run_id, "report")}
+    assert "report/report.html" in logged
