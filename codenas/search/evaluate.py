@@ -71,7 +71,9 @@ class Evaluator:
         # A fixed, seeded sample of validation rows on which every trial's activations are read.
         n = len(data.val)
         rng = np.random.default_rng(config.data.seed)
-        rows = np.sort(rng.choice(n, size=min(n, config.metrics.samples), replace=False))
+        # In seeded random order, not sorted: the split-based metrics (DCI, SAP, probes) fit
+        # on the first 90% of rows, which must not follow the order of the user's file.
+        rows = rng.permutation(n)[: min(n, config.metrics.samples)]
         self.sample_rows = torch.as_tensor(rows)
         self.sample_x = self.trainer.val_split.x[self.sample_rows.to(self.trainer.device)]
         self.context = {"task": data.task, "n_outputs": data.n_outputs}
