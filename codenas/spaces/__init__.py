@@ -18,7 +18,7 @@ from codenas.spaces.base import (
 )
 from codenas.spaces.cnn import CNN, CNNConfig, CNNSpace, CNNSpec
 from codenas.spaces.mlp import MLP, MLPConfig, MLPSpace, MLPSpec
-from codenas.spaces.profiles import SHAPES, width_profile
+from codenas.spaces.profiles import SHAPES, ProfileConfig, fixed_widths, width_profile
 
 __all__ = [
     "CNN",
@@ -31,10 +31,12 @@ __all__ = [
     "MLPConfig",
     "MLPSpace",
     "MLPSpec",
+    "ProfileConfig",
     "Space",
     "SpaceConfig",
     "Spec",
     "build_model",
+    "fixed_widths",
     "get_space",
     "register_space",
     "spec_from_dict",

@@ -21,11 +21,10 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from codenas.errors import ConfigError
-from codenas.schema import IntChoice, IntRange, StrChoice, check_choices, suggest_choice
+from codenas.schema import IntChoice, IntRange, suggest_choice
 from codenas.spaces.activations import ACTIVATIONS, make_activation
-from codenas.spaces.base import Space, SpaceConfig, Spec, register_space
-from codenas.spaces.mlp import fixed_widths
-from codenas.spaces.profiles import SHAPES, width_profile
+from codenas.spaces.base import Space, Spec, register_space
+from codenas.spaces.profiles import ProfileConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -35,33 +34,15 @@ CHANNELS_ATTR = "channels"
 """Trial user attribute that fixes the block channels (set by ``codenas rightsize``)."""
 
 
-class CNNConfig(SpaceConfig):
+class CNNConfig(ProfileConfig):
     """``space:`` of the ``cnn`` space. Each range or choice may be fixed to one value."""
 
     name: str = "cnn"
-    depth: IntRange = IntRange(min=1, max=4)
     width: IntRange = IntRange(min=8, max=64, log=True)
-    shape: StrChoice = SHAPES
     kernel_size: IntChoice = (3, 5)
-    activation: StrChoice = ("relu", "gelu", "tanh")
     pool_every: int = Field(2, ge=0)  # a 2x2 pooling after every k-th block; 0: never
     pool: Literal["max", "avg"] = "max"
     batch_norm: bool = True
-    ratio: float = 2.0
-    min_width: int = 2
-
-    @field_validator("depth", "width")
-    @classmethod
-    def _positive(cls, value: IntRange) -> IntRange:
-        if value.min < 1:
-            raise ValueError(f"min >= 1 must hold, got min={value.min}")
-        return value
-
-    @field_validator("shape")
-    @classmethod
-    def _shapes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        check_choices(value, SHAPES, "shape")
-        return value
 
     @field_validator("kernel_size")
     @classmethod
@@ -72,26 +53,6 @@ class CNNConfig(SpaceConfig):
                 "kernel sizes must be odd and >= 1 (so 'same' padding keeps the size), "
                 f"got {bad[0]}"
             )
-        return value
-
-    @field_validator("activation")
-    @classmethod
-    def _activations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        check_choices(value, list(ACTIVATIONS), "activation")
-        return value
-
-    @field_validator("ratio")
-    @classmethod
-    def _ratio(cls, value: float) -> float:
-        if value < 1.0:
-            raise ValueError(f"ratio >= 1 must hold, got {value}")
-        return value
-
-    @field_validator("min_width")
-    @classmethod
-    def _min_width(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"min_width >= 1 must hold, got {value}")
         return value
 
 
@@ -188,14 +149,9 @@ class CNNSpace(Space):
 
     def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> CNNSpec:
         cfg = self.config
-        depth = cfg.depth.suggest(trial, "depth")
-        width = cfg.width.suggest(trial, "width")
-        shape = suggest_choice(trial, "shape", cfg.shape)
+        channels = cfg.sample_widths(trial, CHANNELS_ATTR)
         kernel_size = suggest_choice(trial, "kernel_size", cfg.kernel_size)
         activation = suggest_choice(trial, "activation", cfg.activation)
-        channels = fixed_widths(trial, CHANNELS_ATTR, depth) or width_profile(
-            shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width
-        )
         return CNNSpec(
             input_shape=tuple(input_shape),
             n_outputs=n_outputs,

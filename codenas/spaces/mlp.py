@@ -10,10 +10,10 @@ import torch
 from pydantic import field_validator
 from torch import nn
 
-from codenas.schema import FloatRange, IntRange, StrChoice, check_choices, suggest_choice
+from codenas.schema import FloatRange, suggest_choice
 from codenas.spaces.activations import ACTIVATIONS, make_activation
-from codenas.spaces.base import Space, SpaceConfig, Spec, register_space
-from codenas.spaces.profiles import SHAPES, width_profile
+from codenas.spaces.base import Space, Spec, register_space
+from codenas.spaces.profiles import ProfileConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -22,78 +22,17 @@ WIDTHS_ATTR = "widths"
 """Trial user attribute that fixes the layer widths (set by ``codenas rightsize``)."""
 
 
-def fixed_widths(trial: optuna.Trial, key: str, depth: int) -> list[int] | None:
-    """Widths fixed through the trial's user attribute ``key``, else ``None``.
-
-    ``codenas rightsize`` proposes widths that no ``shape`` profile may produce; it enqueues
-    them as ``study.enqueue_trial(params, user_attrs={key: [...]})``, with ``params["depth"]``
-    their number. A trial without the attribute samples its widths from the profile as usual.
-
-    Raises:
-        ValueError: the attribute is not ``depth`` positive integers.
-    """
-    value = trial.user_attrs.get(key)
-    if value is None:
-        return None
-    widths = [int(w) for w in value]
-    if len(widths) != depth or any(w < 1 for w in widths):
-        raise ValueError(
-            f"user attribute {key!r} must be {depth} positive integers (one per layer of "
-            f"depth={depth}), got {list(value)}"
-        )
-    return widths
-
-
-class MLPConfig(SpaceConfig):
+class MLPConfig(ProfileConfig):
     """``space:`` of the ``mlp`` space. Each range may be fixed to one value."""
 
     name: str = "mlp"
-    depth: IntRange = IntRange(min=1, max=4)
-    width: IntRange = IntRange(min=16, max=256, log=True)
-    shape: StrChoice = SHAPES
-    activation: StrChoice = ("relu", "gelu", "tanh")
     dropout: FloatRange = FloatRange(min=0.0, max=0.3)
-    ratio: float = 2.0
-    min_width: int = 2
-
-    @field_validator("depth", "width")
-    @classmethod
-    def _positive(cls, value: IntRange) -> IntRange:
-        if value.min < 1:
-            raise ValueError(f"min >= 1 must hold, got min={value.min}")
-        return value
-
-    @field_validator("shape")
-    @classmethod
-    def _shapes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        check_choices(value, SHAPES, "shape")
-        return value
-
-    @field_validator("activation")
-    @classmethod
-    def _activations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        check_choices(value, list(ACTIVATIONS), "activation")
-        return value
 
     @field_validator("dropout")
     @classmethod
     def _dropout(cls, value: FloatRange) -> FloatRange:
         if not (value.min >= 0.0 and value.max < 1.0):
             raise ValueError(f"0 <= min and max < 1 must hold, got min={value.min} max={value.max}")
-        return value
-
-    @field_validator("ratio")
-    @classmethod
-    def _ratio(cls, value: float) -> float:
-        if value < 1.0:
-            raise ValueError(f"ratio >= 1 must hold, got {value}")
-        return value
-
-    @field_validator("min_width")
-    @classmethod
-    def _min_width(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"min_width >= 1 must hold, got {value}")
         return value
 
 
@@ -154,14 +93,9 @@ class MLPSpace(Space):
 
     def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> MLPSpec:
         cfg = self.config
-        depth = cfg.depth.suggest(trial, "depth")
-        width = cfg.width.suggest(trial, "width")
-        shape = suggest_choice(trial, "shape", cfg.shape)
+        widths = cfg.sample_widths(trial, WIDTHS_ATTR)
         activation = suggest_choice(trial, "activation", cfg.activation)
         dropout = cfg.dropout.suggest(trial, "dropout")
-        widths = fixed_widths(trial, WIDTHS_ATTR, depth) or width_profile(
-            shape, depth, width, ratio=cfg.ratio, min_width=cfg.min_width
-        )
         return MLPSpec(
             input_shape=tuple(input_shape),
             n_outputs=n_outputs,

@@ -17,6 +17,17 @@ hourglass    width / ratio**k_i                               64 32 16 32 64
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from pydantic import field_validator
+
+from codenas.schema import IntRange, StrChoice, check_choices, suggest_choice
+from codenas.spaces.activations import ACTIVATIONS
+from codenas.spaces.base import SpaceConfig
+
+if TYPE_CHECKING:
+    import optuna
+
 SHAPES: tuple[str, ...] = ("constant", "funnel", "expand", "diamond", "hourglass")
 
 
@@ -52,3 +63,83 @@ def width_profile(
         "hourglass": edge,
     }[shape]
     return [max(min_width, round(width / ratio**e)) for e in exponents]
+
+
+def fixed_widths(trial: optuna.Trial, key: str, depth: int) -> list[int] | None:
+    """Widths fixed through the trial's user attribute ``key``, else ``None``.
+
+    ``codenas rightsize`` proposes widths that no ``shape`` profile may produce; it enqueues
+    them as ``study.enqueue_trial(params, user_attrs={key: [...]})``, with ``params["depth"]``
+    their number. A trial without the attribute samples its widths from the profile as usual.
+
+    Raises:
+        ValueError: the attribute is not ``depth`` positive integers.
+    """
+    value = trial.user_attrs.get(key)
+    if value is None:
+        return None
+    widths = [int(w) for w in value]
+    if len(widths) != depth or any(w < 1 for w in widths):
+        raise ValueError(
+            f"user attribute {key!r} must be {depth} positive integers (one per layer of "
+            f"depth={depth}), got {list(value)}"
+        )
+    return widths
+
+
+class ProfileConfig(SpaceConfig):
+    """The keys of every space whose layers follow a width profile (``mlp``, ``cnn``).
+
+    ``depth`` layers, the widest ``width`` units wide, shaped by ``shape`` with a factor
+    ``ratio`` between neighbours and no layer below ``min_width``; one ``activation`` for all.
+    """
+
+    depth: IntRange = IntRange(min=1, max=4)
+    width: IntRange = IntRange(min=16, max=256, log=True)
+    shape: StrChoice = SHAPES
+    activation: StrChoice = ("relu", "gelu", "tanh")
+    ratio: float = 2.0
+    min_width: int = 2
+
+    @field_validator("depth", "width")
+    @classmethod
+    def _positive(cls, value: IntRange) -> IntRange:
+        if value.min < 1:
+            raise ValueError(f"min >= 1 must hold, got min={value.min}")
+        return value
+
+    @field_validator("shape")
+    @classmethod
+    def _shapes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_choices(value, SHAPES, "shape")
+        return value
+
+    @field_validator("activation")
+    @classmethod
+    def _activations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_choices(value, list(ACTIVATIONS), "activation")
+        return value
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        if value < 1.0:
+            raise ValueError(f"ratio >= 1 must hold, got {value}")
+        return value
+
+    @field_validator("min_width")
+    @classmethod
+    def _min_width(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"min_width >= 1 must hold, got {value}")
+        return value
+
+    def sample_widths(self, trial: optuna.Trial, fixed_key: str) -> list[int]:
+        """Suggest ``depth``, ``width`` and ``shape`` and return the layer widths (or the widths
+        fixed by the trial's user attribute ``fixed_key``)."""
+        depth = self.depth.suggest(trial, "depth")
+        width = self.width.suggest(trial, "width")
+        shape = suggest_choice(trial, "shape", self.shape)
+        return fixed_widths(trial, fixed_key, depth) or width_profile(
+            shape, depth, width, ratio=self.ratio, min_width=self.min_width
+        )
