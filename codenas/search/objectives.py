@@ -28,12 +28,12 @@ register_run_metric(
     "train_loss", direction="minimize", summary="mean training loss over the last epoch"
 )
 register_run_metric("params", direction="minimize", summary="number of trainable parameters")
-# Derived from the brief training's validation loss and the hidden layers' effective ranks
-# (formula and how it was chosen: codenas/search/early_score.py, docs/proxy-quality.md).
+# Derived from the brief training's validation loss and dead units (formula and how it was
+# chosen: codenas/search/early_score.py, docs/proxy-quality.md).
 register_run_metric(
     "early_score",
     direction="maximize",
-    summary="predicts the full-training accuracy from a brief training (val loss + code rank)",
+    summary="-ln(val_loss) - 4 x dead share of the last hidden layer: ranks after brief training",
 )
 register_run_metric(
     "val_r2",

@@ -36,13 +36,27 @@ def test_lower_validation_loss_scores_higher() -> None:
     assert early_score(values(0.1, [20.0]), ctx) > early_score(values(0.2, [20.0]), ctx)
 
 
-def test_a_bottleneck_narrower_than_the_classes_costs_and_a_wide_one_does_not() -> None:
+def test_dead_units_of_the_last_hidden_layer_cost_four_times_their_share() -> None:
+    ctx = {"n_outputs": 10}
+    alive = values(0.2, [30.0, 12.0])
+    assert early_score(alive, ctx) == pytest.approx(-math.log(0.2))
+    last_dead = values(0.2, [30.0, 12.0], dead=[0.0, 0.25])
+    assert early_score(last_dead, ctx) == pytest.approx(-math.log(0.2) - 4 * 0.25)
+    first_dead = values(0.2, [30.0, 12.0], dead=[0.5, 0.0])
+    assert early_score(first_dead, ctx) == pytest.approx(-math.log(0.2))
+
+
+def test_the_rank_term_of_the_family_penalises_a_bottleneck_below_the_outputs() -> None:
     ctx = {"n_outputs": 10}
     wide, wider = values(0.2, [30.0, 12.0]), values(0.2, [30.0, 50.0])
     narrow = values(0.2, [30.0, 3.0])
-    assert early_score(narrow, ctx) < early_score(wide, ctx)
-    assert early_score(wide, ctx) == pytest.approx(early_score(wider, ctx))  # capped at C
-    assert early_score(wide, ctx) == pytest.approx(-math.log(0.2))
+
+    def score(v: dict, capped: bool = True) -> float:
+        return early_score(v, ctx, rank_weight=1.0, dead_weight=0.0, capped=capped)
+
+    assert score(narrow) == pytest.approx(-math.log(0.2) + math.log(0.3))
+    assert score(wide) == pytest.approx(score(wider))  # capped at the number of outputs
+    assert score(wide, capped=False) < score(wider, capped=False)
 
 
 @pytest.mark.slow
