@@ -16,7 +16,7 @@ per-trial formulas fixed before the choice, ``-ln(val_loss) + a * ln(q) - b * de
 outputs and capped at 1), was scored by Kendall tau with the full-training test accuracy on the
 digits (two spaces), factors and shapes benchmarks, and the weights picked leave-one-dataset-out
 and, for the shipped formula, on all of them. No effective-rank term survived (it helps on the
-digits MLPs and hurts on the shapes CNNs); the dead-unit penalty alone (``a = 0``) was picked by
+MLP benchmarks and hurts on the shapes CNNs); the dead-unit penalty alone (``a = 0``) was picked by
 two of the three folds (``b = 8``, ``b = 4``) and on all datasets (``b = 4``). Its measured gain
 over the validation loss alone is about +0.01 tau on two benchmarks and -0.01 on a third, within
 the noise: on these benchmarks the truth's own noise, not the formula, limits the ranking. The
