@@ -27,10 +27,11 @@ seed, the data and training settings and the budgets); a rerun only trains what 
 
     python benchmarks/proxy_quality.py digits-mlp
     python benchmarks/proxy_quality.py factors-mlp
-    python benchmarks/proxy_quality.py shapes-cnn --n 16 --seeds 0 --full 20 --patience 5
-    python benchmarks/proxy_quality.py --cv digits-mlp factors-mlp shapes-cnn   # early score
+    python benchmarks/proxy_quality.py shapes-cnn --n 20 --seeds 0 --full 25 --patience 5
+    python benchmarks/proxy_quality.py --cv digits digits_wide-space factors shapes  # early score
 
-Writes ``benchmarks/results/proxy_quality_<dataset>.json`` (``proxy_quality_cv.json`` for --cv).
+Writes ``benchmarks/results/proxy_quality_<dataset>[_<tag>].json`` (``proxy_quality_cv.json``
+for --cv, which reads those files). docs/proxy-quality.md has the results.
 """
 
 from __future__ import annotations
