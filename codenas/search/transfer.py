@@ -327,8 +327,8 @@ def train(
 
 def _log(trained: Trained, data: Dataset, seed: int, source: dict[str, Any]) -> tuple[str, str]:
     from codenas.search.pareto import spec_summary
-    from codenas.search.tracking.runs import ROLE_TAG, SPEC_TAG, log_trained
     from codenas.search.tracking import mask_url
+    from codenas.search.tracking.runs import ROLE_TAG, SPEC_TAG, log_trained
 
     config = trained.config
     cfg = config.to_dict()
