@@ -201,5 +201,8 @@ def plot_front(
     fig.suptitle(
         f"Pareto front of study {study.study_name!r}: {len(front)} of {len(trials)} trials"
     )
-    fig.tight_layout()
+    # Fixed margins: tight_layout() measures every text and costs most of the drawing time.
+    fig.subplots_adjust(
+        left=0.9 / fig.get_figwidth(), right=0.98, bottom=0.15, top=0.85, wspace=0.35
+    )
     return fig

@@ -335,7 +335,9 @@ class MlflowTracker:
         self._metrics_logged: set[int] = set()
         self._front_key: tuple[Any, ...] | None = None
         self._plot_key: tuple[Any, ...] | None = None
-        self._plot_time = -float("inf")
+        # The first plot is due plot_interval after the start (a short search draws it once,
+        # at its end).
+        self._plot_time = time.monotonic()
         self.plot_interval = plot_interval
         # Set once the backend stayed unreachable: later callbacks then skip MLflow instead
         # of waiting out the back-off again for every trial.
