@@ -9,13 +9,22 @@ optuna-dashboard, other workers) read while a worker writes.
 
 The settings apply only to the files codenas opens as its stores (``tune(url)``), never to
 other SQLite databases in the same process.
+
+:func:`file_lock` serialises one read-then-write across the processes of one machine: Python's
+``sqlite3`` reads outside any transaction and opens one only at the next write, so without it
+two workers can both read a queued (WAITING) Optuna trial as free and both claim it (seen here:
+"Cannot tell a COMPLETE trial"); PostgreSQL's ``SELECT ... FOR UPDATE`` does this itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import optuna
 
 _PATHS: set[str] = set()
 _INSTALLED = False
@@ -40,6 +49,28 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
 
+def lock_path(url: str) -> str | None:
+    """The lock file beside the SQLite database of ``url`` (``None`` for other URLs)."""
+    path = _path_of(url)
+    return None if path is None else f"{path}.lock"
+
+
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); a no-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one worker per SQLite file is then the safe choice
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def tune(url: str) -> None:
     """Use WAL and ``synchronous=NORMAL`` for connections that SQLAlchemy opens to ``url``.
 
@@ -56,3 +87,25 @@ def tune(url: str) -> None:
 
         event.listen(Engine, "connect", _on_connect)
         _INSTALLED = True
+
+
+class LockedSQLiteStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage on a SQLite file whose trial state changes hold :func:`file_lock`.
+
+    Claiming a queued trial reads its state, then writes RUNNING; on SQLite two worker
+    processes can interleave the two and run the same trial. The lock makes the read-then-write
+    one step across the machine's processes.
+    """
+
+    def __init__(self, url: str, lock: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._codenas_lock = lock
+
+    def set_trial_state_values(
+        self,
+        trial_id: int,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None = None,
+    ) -> bool:
+        with file_lock(self._codenas_lock):
+            return super().set_trial_state_values(trial_id, state, values)

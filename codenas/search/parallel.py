@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codenas.config import Config
+from codenas.errors import CodenasError
 
 
 def _worker_main(
@@ -145,7 +146,10 @@ def run_workers(
             file=sys.stderr,
         )
         bar = tqdm(total=n_trials, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
-    deaths: list[float] = []
+    deaths: list[float] = []  # when workers died holding a trial (a stale trial to wait out)
+    died: list[int] = []  # exit codes of workers that died abnormally
+    replaced = 0
+    finished_then = 0
     interrupted = False
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -158,13 +162,20 @@ def run_workers(
                     and not getattr(proc, "_codenas_seen", False)
                 ):
                     proc._codenas_seen = True  # type: ignore[attr-defined]
+                    died.append(int(proc.exitcode or 0))
                     if proc.exitcode == 2:
                         continue  # the worker printed its one-line error
-                    deaths.append(time.monotonic())
+                    if _held_a_trial(study, start, proc.pid):
+                        deaths.append(time.monotonic())
+                        what = (
+                            "its trial is retried once the heartbeat grace period "
+                            f"({config.study.grace_period} s) has passed"
+                        )
+                    else:
+                        what = "it held no trial"
                     msg = (
                         f"codenas: warning: {proc.name} (pid {proc.pid}) died with exit code "
-                        f"{proc.exitcode}; its trial is retried once the heartbeat grace "
-                        f"period ({config.study.grace_period} s) has passed"
+                        f"{proc.exitcode}; {what}"
                     )
                     (bar.write if bar else print)(msg, file=sys.stderr)  # type: ignore[operator]
             if bar is not None:
@@ -173,15 +184,25 @@ def run_workers(
                 bar.set_postfix(failed=failed, pruned=pruned, workers=len(alive), refresh=False)
                 bar.refresh()
             if not alive:
-                if deaths:
+                finished = sum(_counts(study, start)[:3])
+                if died and (finished == finished_then or replaced >= 3):
+                    raise WorkerError(
+                        f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
+                        "trials; stopped (see the messages above)"
+                    )
+                if died and (deaths or tickets.value > 0):
                     # A dead worker's trial may still be RUNNING: once the grace period has
                     # passed it becomes FAIL and is re-queued (WAITING). One more worker then
                     # finishes the budget, or runs just the re-queued trials if none is left.
-                    wait = deaths[-1] + config.study.grace_period + 1 - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
-                    _fail_stale(study)
+                    if deaths:
+                        wait = deaths[-1] + config.study.grace_period + 1 - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                        _fail_stale(study)
                     deaths.clear()
+                    died.clear()
+                    replaced += 1
+                    finished_then = finished
                     waiting = any(
                         t.state.name == "WAITING" for t in study.get_trials(deepcopy=False)
                     )
@@ -212,6 +233,18 @@ def run_workers(
     set_threads(default_threads())
     front_reports(study, config, log=config.tracking.enabled, progress=progress)
     return study
+
+
+class WorkerError(CodenasError):
+    """The worker processes of ``--workers`` kept dying without finishing trials."""
+
+
+def _held_a_trial(study: Any, start: int, pid: int | None) -> bool:
+    """Whether the worker ``pid`` was running a trial (its ``worker`` attr ends in ``:pid``)."""
+    return any(
+        t.state.name == "RUNNING" and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")
+        for t in study.get_trials(deepcopy=False)[start:]
+    )
 
 
 def _fail_stale(study: Any) -> None:

@@ -90,9 +90,19 @@ def make_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     elif "://" in url:
         engine_kwargs["pool_pre_ping"] = True
+    lock = _sqlite.lock_path(url)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
+            if lock is not None:
+                return _sqlite.LockedSQLiteStorage(
+                    url,
+                    lock,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=stale_handler if heartbeat_interval else None,
+                )
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
