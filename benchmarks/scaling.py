@@ -1,11 +1,12 @@
 """Throughput of one vs two workers on one machine, side by side in one run.
 
 The same fixed list of architectures (default 24, drawn once from the default config's space) is
-evaluated by ``codenas search`` with 1 worker (torch and BLAS on all cores) and with 2 workers
-(``--workers 2``: the cores split between them), on fresh SQLite stores each time, alternating
-the arms over several rounds. Reported: trials per minute over the whole command (start-up
-included) and in steady state (first trial start to last trial end), medians over the rounds,
-and the ratio 2 workers / 1 worker. Writes ``benchmarks/results/scaling.json``.
+evaluated with 1 worker (torch and BLAS on all cores) and with 2 workers (``--workers 2``: the
+cores split between them), each arm in a fresh Python process as ``codenas search`` would be
+(imports included), on fresh SQLite stores each time, alternating the arms over several rounds.
+Reported: trials per minute over the whole process (start-up included) and in steady state
+(first trial start to last trial end), medians over the rounds, and the ratio 2 workers / 1
+worker. Writes ``benchmarks/results/scaling.json``.
 
     python benchmarks/scaling.py [--trials 24] [--rounds 3] [--epochs 10]
 """
@@ -76,10 +77,42 @@ def one_run(workers: int, archs: list[dict], epochs: int) -> dict[str, float]:
         "steady": steady,
         "per_min_wall": 60 * len(archs) / wall,
         "per_min_steady": 60 * len(archs) / steady,
+        "trials": len(archs),
     }
 
 
+def child(workers: int, archs_file: str, epochs: int) -> None:
+    """One arm in this fresh process; prints its result as JSON on the last line."""
+    archs = json.loads(Path(archs_file).read_text())
+    start = time.perf_counter()
+    res = one_run(workers, archs, epochs)
+    res["process"] = time.perf_counter() - start
+    print(json.dumps(res))
+
+
+def run_arm(workers: int, archs_file: str, epochs: int) -> dict[str, float]:
+    import subprocess
+    import sys
+
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(workers), archs_file, str(epochs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["wall"] = time.perf_counter() - start  # the whole process, as a user waits for it
+    res["per_min_wall"] = 60 * res["trials"] / res["wall"]
+    return res
+
+
 def main() -> None:
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
@@ -91,10 +124,12 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")
     archs = architectures(args.trials)
+    archs_file = Path(tempfile.mkdtemp()) / "archs.json"
+    archs_file.write_text(json.dumps(archs))
     results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for r in range(args.rounds):
         for workers in (1, 2) if r % 2 == 0 else (2, 1):
-            res = one_run(workers, archs, args.epochs)
+            res = run_arm(workers, str(archs_file), args.epochs)
             results[workers].append(res)
             print(
                 f"round {r + 1}/{args.rounds}, {workers} worker(s): {res['wall']:.1f} s wall, "

@@ -3,7 +3,8 @@ MLflow tracking and picking. The only part of codenas that ties spaces and metri
 
 Public API (imported lazily, so ``import codenas.search`` stays cheap)::
 
-    run(config, n_trials=None, progress=False) -> optuna.Study
+    run(config, n_trials=None, progress=False, enqueue=()) -> optuna.Study
+    run_workers(config, n_trials=None, workers=2) -> optuna.Study    (several processes)
     front(study=None, study_name=None, storage="sqlite:///optuna.db") -> list[FrontRow]
     load_study(study_name, storage_url) -> optuna.Study
     Evaluator(config, data).evaluate(spec, seed=0) -> Evaluation
@@ -13,6 +14,7 @@ Public API (imported lazily, so ``import codenas.search`` stays cheap)::
     train(spec, train_config(spec_file, data=...)) -> Trained
     seed_search(config, source_study, top=None) -> (seeds, queued trial numbers)
     report_run(run_id, tracking_uri=...) -> Report;  report_front(study, config) -> [Report]
+    rank_early(specs, data_config, budget) -> list[float]     (the early score of each spec)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _EXPORTS = {
     "front": "codenas.search.study",
     "load_study": "codenas.search.study",
     "open_study": "codenas.search.study",
+    "run_workers": "codenas.search.parallel",
     "stored_config": "codenas.search.study",
     "Evaluator": "codenas.search.evaluate",
     "Evaluation": "codenas.search.evaluate",

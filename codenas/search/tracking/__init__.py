@@ -150,6 +150,14 @@ def _warn(message: str) -> None:
     tqdm.write(f"codenas: warning: {message}", file=sys.stderr)
 
 
+def _own_retry_policy() -> None:
+    """codenas owns the retry policy: one quick attempt per request inside MLflow (whose own
+    default retries a dead server for minutes, silently), bounded back-off with warnings
+    outside it. Users may still set these variables themselves."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
 class RetryingClient:
     """An ``MlflowClient`` whose calls are retried on transient errors.
 
@@ -162,6 +170,7 @@ class RetryingClient:
     def __init__(
         self, client: MlflowClient, uri: str, retry_for: float, warn: Callable[[str], None] = _warn
     ) -> None:
+        _own_retry_policy()
         self._client = client
         self._uri = uri
         self._retry_for = retry_for
@@ -227,10 +236,7 @@ def make_client(tracking_uri: str, retry_for: float | None = None) -> Any:
 
     With ``retry_for``, the returned client retries transient errors (:class:`RetryingClient`).
     """
-    # codenas owns the retry policy: one quick attempt per request inside MLflow, bounded
-    # back-off outside it (users may still set these variables themselves).
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    _own_retry_policy()
     from mlflow.tracking import MlflowClient
 
     from codenas.search import _sqlite

@@ -1,0 +1,91 @@
+"""Tracking helpers against real MLflow clients (no server fakes)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from codenas.search.study import _stored_form
+from codenas.search.tracking import (
+    RetryingClient,
+    TrackingUnavailable,
+    create_run_once,
+    flatten,
+    mask_url,
+)
+from tests.conftest import make_config
+from tests.servers import free_port
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "postgresql://bob:s3cret@db.example:5432/optuna",
+            "postgresql://bob:***@db.example:5432/optuna",
+        ),
+        ("mysql+pymysql://u:p@h/db", "mysql+pymysql://u:***@h/db"),
+        ("http://alice:pw@mlflow.example:5000", "http://alice:***@mlflow.example:5000"),
+        ("sqlite:///optuna.db", "sqlite:///optuna.db"),
+        ("http://mlflow.example:5000", "http://mlflow.example:5000"),
+    ],
+)
+def test_passwords_are_masked(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_the_stored_config_never_holds_a_password(tmp_path) -> None:
+    config = make_config(
+        tmp_path,
+        ["study.storage=postgresql://bob:s3cret@db/optuna", "tracking.uri=http://a:pw@h:5000"],
+    )
+    stored = _stored_form(config)
+    assert "s3cret" not in str(stored) and "pw@" not in str(stored)
+    assert stored["study"]["storage"] == "postgresql://bob:***@db/optuna"
+
+
+def test_flatten_makes_dotted_keys() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {
+        "a.b": 1,
+        "a.c.d": [1, 2],
+        "e": {},
+    }
+
+
+def test_an_unreachable_server_is_retried_with_warnings_then_given_up() -> None:
+    warnings: list[str] = []
+    client = RetryingClient(
+        MlflowClient(f"http://127.0.0.1:{free_port()}"),
+        "http://127.0.0.1:1",
+        retry_for=3.5,
+        warn=warnings.append,
+    )
+    start = time.monotonic()
+    with pytest.raises(TrackingUnavailable, match=r"unreachable for \d+ s \(connection refused\)"):
+        client.search_experiments(max_results=1)
+    # Back-off 1 s then 2 s: two warnings, about 3 s, then the bound stops it.
+    assert 2.5 < time.monotonic() - start < 10
+    assert len(warnings) == 2
+    assert "retrying search_experiments in 1 s" in warnings[0]
+
+
+def test_a_bad_request_is_not_retried(tmp_path) -> None:
+    warnings: list[str] = []
+    client = RetryingClient(
+        MlflowClient(f"sqlite:///{tmp_path / 'm.db'}"), "x", retry_for=30, warn=warnings.append
+    )
+    with pytest.raises(Exception, match=r"(?i)not found|does not exist|No Run"):
+        client.get_run("0" * 32)
+    assert warnings == []
+
+
+def test_create_run_once_creates_one_run(tmp_path) -> None:
+    raw = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    client = RetryingClient(raw, "x", retry_for=5)
+    experiment = raw.create_experiment("e")
+    run_id = create_run_once(client, experiment, "r", {"k": "v"})
+    runs = raw.search_runs([experiment])
+    assert [r.info.run_id for r in runs] == [run_id]
+    assert runs[0].data.tags["k"] == "v" and "codenas.request_id" in runs[0].data.tags
