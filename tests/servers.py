@@ -71,7 +71,8 @@ class Postgres:
             str(self.root / "log"),
             "start",
             "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=300",
         )
 
     def _run(self, tool: str, *args: str) -> None:

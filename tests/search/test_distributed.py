@@ -19,6 +19,7 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from sqlalchemy.pool import NullPool
 
 from tests.servers import MlflowServer, Postgres, Relay, postgres_available
 
@@ -65,9 +66,12 @@ def codenas(*args: str, **kwargs: object) -> subprocess.Popen[str]:
 
 def wait_for_trial(storage: str, name: str, predicate, timeout: float = 120):
     deadline = time.monotonic() + timeout
+    # One storage object for the whole wait: a URL per poll would open a new connection pool
+    # each time (PostgreSQL then refuses clients).
+    rdb = optuna.storages.RDBStorage(storage, engine_kwargs={"poolclass": NullPool})
     while time.monotonic() < deadline:
         try:
-            study = optuna.load_study(study_name=name, storage=storage)
+            study = optuna.load_study(study_name=name, storage=rdb)
         except KeyError:
             study = None
         if study is not None:
@@ -80,7 +84,8 @@ def wait_for_trial(storage: str, name: str, predicate, timeout: float = 120):
 
 def check_tracking(storage: str, name: str, tracking: str) -> tuple[optuna.Study, dict]:
     """Every COMPLETE trial has exactly one FINISHED child run with its metrics."""
-    study = optuna.load_study(study_name=name, storage=storage)
+    rdb = optuna.storages.RDBStorage(storage, engine_kwargs={"poolclass": NullPool})
+    study = optuna.load_study(study_name=name, storage=rdb)
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name(name)
     parents = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")

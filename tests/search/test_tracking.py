@@ -89,3 +89,28 @@ def test_create_run_once_creates_one_run(tmp_path) -> None:
     runs = raw.search_runs([experiment])
     assert [r.info.run_id for r in runs] == [run_id]
     assert runs[0].data.tags["k"] == "v" and "codenas.request_id" in runs[0].data.tags
+
+
+def test_reconcile_opens_and_ends_the_run_of_a_trial_that_never_had_one(tmp_path) -> None:
+    import optuna
+
+    from codenas.search.study import open_study
+    from codenas.search.tracking import MlflowTracker
+
+    config = make_config(tmp_path, ["study.trials=1"])
+    study, created = open_study(config)
+    MlflowTracker(config, study, created=created)
+    # A trial that failed before any run was opened (MLflow was down, or the worker died early).
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", "TrackingUnavailable: MLflow down")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    tracker = MlflowTracker(config, study, created=False)  # the next run of the command
+    client = MlflowClient(config.tracking.uri)
+    runs = client.search_runs(
+        [tracker.experiment_id], f"tags.mlflow.parentRunId = '{tracker.parent_run_id}'"
+    )
+    assert len(runs) == 1
+    assert runs[0].info.status == "KILLED"
+    assert runs[0].data.tags["codenas.trial_number"] == str(trial.number)
+    assert runs[0].data.tags["codenas.fail_reason"] == "TrackingUnavailable: MLflow down"
+    assert tracker.reconcile() == 0  # idempotent

@@ -640,7 +640,7 @@ class MlflowTracker:
         fixed = 0
         # A trial interrupted or killed before its run was opened has none yet: open it, so
         # every trial has exactly one run (it is then ended below like the others).
-        for trial in trials.values():
+        for trial in list(trials.values()):
             if trial.state.is_finished() and self._run_id(trial) is None:
                 run_id = self._open_run(trial.number, str(trial.user_attrs.get("worker", "?")))
                 trials[run_id] = trial
