@@ -606,18 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Join an existing study (its config is stored with it) and run trials "
         "for it: start the same command on every machine that should work on the study.",
     )
-    p.add_argument("--study", metavar="NAME", help="study name (default: the storage's only study)")
-    p.add_argument(
-        "--storage",
-        metavar="URL",
-        required=True,
-        help="the study's Optuna storage, e.g. postgresql://user:pass@host/db",
-    )
-    p.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="MLflow tracking URI, e.g. http://host:5000 (default: the study's)",
-    )
+    _add_study_options(p, storage_required=True)
     p.add_argument(
         "--trials",
         type=int,
@@ -633,13 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the current Pareto front: trial number, state, "
         "objective values, the spec and the MLflow run id.",
     )
-    p.add_argument("--study", metavar="NAME", help="study name (default: the storage's only study)")
-    p.add_argument(
-        "--storage",
-        metavar="URL",
-        default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
-    )
+    _add_study_options(p, tracking=False)
     p.add_argument(
         "--format",
         choices=("table", "json", "csv"),
@@ -808,19 +791,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_study_options(p: argparse.ArgumentParser) -> None:
+def _add_study_options(
+    p: argparse.ArgumentParser, *, tracking: bool = True, storage_required: bool = False
+) -> None:
+    """``--study``, ``--storage`` (and ``--tracking-uri``) of the commands on an existing study."""
     p.add_argument("--study", metavar="NAME", help="study name (default: the storage's only study)")
-    p.add_argument(
-        "--storage",
-        metavar="URL",
-        default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
-    )
-    p.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="MLflow tracking URI of the study's runs (default: the study's)",
-    )
+    if storage_required:
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            required=True,
+            help="the study's Optuna storage, e.g. postgresql://user:pass@host/db",
+        )
+    else:
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            default=DEFAULT_STORAGE,
+            help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+        )
+    if tracking:
+        p.add_argument(
+            "--tracking-uri",
+            metavar="URI",
+            help="MLflow tracking URI of the study's runs, e.g. http://host:5000 "
+            "(default: the study's)",
+        )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

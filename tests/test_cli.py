@@ -106,3 +106,31 @@ def test_search_then_front(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out.splitlines()[0].startswith("trial,state,val_accuracy,capacity_usage,params")
     code, out, err = run_cli(capsys, "front", "--storage", storage, "--study", "tinny")
     assert code == 2 and "Did you mean 'tiny'" in err
+
+
+@pytest.mark.slow
+def test_worker_joins_a_study_without_its_config(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    overrides = [a for o in tiny_overrides(workdir) for a in ("--set", o)]
+    assert main(["search", "--no-progress", "--trials", "1", *overrides]) == 0
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    code, _, err = run_cli(
+        capsys,
+        "worker",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        tracking,
+        "--trials",
+        "2",
+        "--no-progress",
+    )
+    assert code == 0, err
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    code, _, err = run_cli(capsys, "worker", "--storage", storage, "--study", "nope")
+    assert code == 2 and "unknown study" in err
