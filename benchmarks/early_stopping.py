@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 UNIT_METRICS = ("capacity_usage", "mig", "dci", "dci_forest", "sap", "modularity", "early_score")
@@ -285,12 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "es_metrics": args.es_metrics,
         "overrides": args.set,
         "note": args.note,
-        "machine": {
-            "cores": os.cpu_count(),
-            "load_1min_at_start": round(load, 2),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": {**machine(), "load_1min_at_start": round(load, 2)},
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "seconds": time.perf_counter() - started,
         "summary": summary,

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine
 
 from codenas.metrics import METRICS, MetricInfo
 
@@ -106,29 +105,6 @@ def time_metric(info: MetricInfo, data: dict[str, Any], repeats: int) -> tuple[f
         if times[0] > SLOW_RUN_S:
             break
     return statistics.median(times), len(times)
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = float("nan")
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_1min_at_start": round(load, 2),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _machine import machine
 
 ARCHS = [  # (depth, width, shape, activation, dropout)
     (1, 16, "constant", "relu", 0.0),
@@ -231,12 +231,7 @@ def main() -> None:
     for name, sec, x in table:
         print(f"{name:32s} {sec:8.2f} {x:8.2f}")
     out = {
-        "machine": {
-            "cpu_count": __import__("os").cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": machine(),
         "epochs": args.epochs,
         "threads": args.threads,
         "rounds": args.rounds,

@@ -42,8 +42,6 @@ import gzip
 import hashlib
 import json
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -52,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE_VERSION = 1
@@ -78,27 +77,6 @@ CHEAP = ("effective_rank", "dead_fraction", "capacity_usage", "early_score")
 
 
 # ----------------------------------------------------------------------------- machine
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_1min_at_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
 
 
 # ----------------------------------------------------------------------------- synflow

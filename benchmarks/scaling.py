@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import machine
 
 
 def architectures(n: int, seed: int = 0) -> list[dict]:
@@ -154,11 +155,7 @@ def main() -> None:
         "target >= 1.8x"
     )
     out = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "trials": args.trials,
         "epochs": args.epochs,
         "rounds": args.rounds,
