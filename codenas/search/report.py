@@ -257,28 +257,15 @@ def factor_mi_figure(
         col = np.sort(norm[:, j])[::-1]
         gaps.append(col[0] - (col[1] if len(col) > 1 else 0.0))
     score = mig(acts, code.factors)
-    names = _factor_names(code)
-    fig = _new_figure(max(6.5, 0.16 * len(order) + 3.5), max(4.4, 0.45 * len(names) + 3.0))
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(
-        shown,
-        aspect="auto",
-        vmin=0.0,
-        vmax=max(1e-9, float(norm.max())),
-        cmap="magma",
-        interpolation="nearest",
+    labels = [f"{n}  (gap {g:.2f})" for n, g in zip(_factor_names(code), gaps, strict=True)]
+    fig, ax = _factor_heatmap(
+        shown, float(norm.max()), labels, order, norm[order], "I(unit; factor) / H(factor)"
     )
-    ax.set_yticks(
-        range(len(names)), [f"{n}  (gap {g:.2f})" for n, g in zip(names, gaps, strict=True)]
-    )
-    _unit_ticks(ax, order)
-    _group_lines(ax, norm[order])
     subset = (
         "" if len(order) == acts.shape[1] else f", {len(order)} most informative of {acts.shape[1]}"
     )
     ax.set_xlabel(f"unit of the last hidden layer (sorted by the factor it informs most{subset})")
     ax.set_ylabel("generative factor")
-    fig.colorbar(im, ax=ax, label="I(unit; factor) / H(factor)")
     title = f"What each unit knows about each factor (MIG = {score:.2f})"
     guide = (
         "A disentangled code has one bright cell per column (white lines group the units by the "
@@ -307,23 +294,11 @@ def dci_figure(
     importance, accuracy = _importance_matrix(x, y, n_train, "forest")
     d, c = dci_from_importance(importance)
     shown = importance[order].T
-    names = _factor_names(code)
-    fig = _new_figure(max(6.5, 0.16 * len(order) + 3.5), max(4.4, 0.45 * len(names) + 3.0))
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(
-        shown,
-        aspect="auto",
-        vmin=0.0,
-        vmax=max(1e-9, float(shown.max())),
-        cmap="magma",
-        interpolation="nearest",
+    fig, ax = _factor_heatmap(
+        shown, float(shown.max()), _factor_names(code), order, groups, "importance (rows sum to 1)"
     )
-    ax.set_yticks(range(len(names)), names)
-    _unit_ticks(ax, order)
-    _group_lines(ax, groups)
     ax.set_xlabel("unit of the last hidden layer (same order as the mutual-information figure)")
     ax.set_ylabel("factor predicted")
-    fig.colorbar(im, ax=ax, label="importance (rows sum to 1)")
     ax.set_title(
         f"disentanglement {d:.2f}, completeness {c:.2f}, informativeness {accuracy:.2f}",
         fontsize=9,
@@ -335,6 +310,33 @@ def dci_figure(
         "row's on few units (completeness); informativeness is their test accuracy."
     )
     return _finish(fig, title, guide), title, guide
+
+
+def _factor_heatmap(
+    shown: NDArray[np.float64],
+    vmax: float,
+    row_labels: Sequence[str],
+    order: NDArray[np.int64],
+    groups: NDArray[np.float64],
+    colorbar_label: str,
+) -> tuple[Figure, Any]:
+    """A factors x units heat map (rows ``row_labels``, columns the units ``order``), with the
+    white lines between factor groups and a colour bar; the callers add the axis labels."""
+    fig = _new_figure(max(6.5, 0.16 * len(order) + 3.5), max(4.4, 0.45 * len(row_labels) + 3.0))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(
+        shown,
+        aspect="auto",
+        vmin=0.0,
+        vmax=max(1e-9, vmax),
+        cmap="magma",
+        interpolation="nearest",
+    )
+    ax.set_yticks(range(len(row_labels)), list(row_labels))
+    _unit_ticks(ax, order)
+    _group_lines(ax, groups)
+    fig.colorbar(im, ax=ax, label=colorbar_label)
+    return fig, ax
 
 
 def _group_lines(ax: Any, score: NDArray[np.float64]) -> None:
