@@ -94,7 +94,7 @@ def run_arm(
     import optuna
 
     import codenas
-    from codenas.search.datasets import load_dataset
+    from codenas.data import load_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         sets = [

@@ -186,7 +186,7 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    from codenas.search.datasets import DataConfig, load_dataset
+    from codenas.data import DataConfig, load_dataset
 
     data = load_dataset(DataConfig())
     import mlflow  # noqa: F401  (a one-off import cost, paid before timing any arm)

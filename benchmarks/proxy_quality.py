@@ -131,8 +131,8 @@ def train_one(
     """Initialisation scores, brief-point metrics and the full training of one spec, one seed."""
     import torch
 
-    from codenas.search.training import StopTraining, count_parameters
     from codenas.spaces import build_model
+    from codenas.training.loop import StopTraining, count_parameters
 
     start = time.perf_counter()
     torch.manual_seed(seed)  # exactly as Evaluator.evaluate: seed, build, fit
@@ -209,7 +209,7 @@ def sample_specs(space: Any, data: Any, n: int, seed: int) -> list[Any]:
 
 
 def brief_metric_names(config: Any, data: Any) -> list[str]:
-    from codenas.search.evaluate import metric_names
+    from codenas.evaluation.evaluate import metric_names
 
     names = [*metric_names(config), *LABEL_FREE, "early_score"]
     if data.task == "classification":
@@ -224,8 +224,8 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     import codenas
-    from codenas.search.datasets import load_dataset
-    from codenas.search.evaluate import Evaluator
+    from codenas.data import load_dataset
+    from codenas.evaluation.evaluate import Evaluator
     from codenas.spaces import get_space
 
     torch.set_num_threads(args.threads)
@@ -345,7 +345,7 @@ def candidate_scores(
     out["init/synflow"] = float(init["synflow"])
     out["params"] = float(init["params"])  # larger first: the usual baseline orientation
     # Recomputed from the brief values: the cached value may predate the current formula.
-    from codenas.search.early_score import early_score
+    from codenas.evaluation.early_score import early_score
 
     out["early_score"] = early_score(b, {"n_outputs": int(spec["n_outputs"])})
     return out
@@ -452,7 +452,7 @@ def budget_sweep(collected: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Mean tau over seeds with the full-training test accuracy, per brief budget (epochs)."""
     from scipy.stats import kendalltau
 
-    from codenas.search.early_score import early_score
+    from codenas.evaluation.early_score import early_score
 
     out: dict[str, dict[str, float]] = {}
     n_out = int(collected["specs"][0]["n_outputs"])
@@ -524,7 +524,7 @@ def formula_family() -> dict[str, dict[str, float]]:
     """The candidate early scores the cross-validation chooses from: name -> parameters.
 
     ``-log(val_loss) + a * log(min(1, erank_min / C)) - b * dead_last`` (see
-    :func:`codenas.search.early_score.early_score`); ``a = b = 0`` is the validation loss alone.
+    :func:`codenas.evaluation.early_score.early_score`); ``a = b = 0`` is the validation loss alone.
     """
     out: dict[str, dict[str, Any]] = {"val_loss": {"a": 0.0, "b": 0.0, "capped": True}}
     weights_b = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -541,7 +541,7 @@ def formula_family() -> dict[str, dict[str, float]]:
 def formula_column(
     rows: Sequence[Mapping[str, Any]], n_outputs: int, params: Mapping[str, Any]
 ) -> list[float]:
-    from codenas.search.early_score import early_score
+    from codenas.evaluation.early_score import early_score
 
     return [
         early_score(

@@ -95,7 +95,7 @@ def run_workers(
         KeyboardInterrupt: after Ctrl-C/SIGTERM has stopped every worker (each records its
             running trial as failed in both stores).
     """
-    from codenas.search.datasets import load_dataset
+    from codenas.data import load_dataset
     from codenas.search.study import (
         StaleTrialHandler,
         default_threads,
@@ -112,7 +112,7 @@ def run_workers(
     space.check_input(load_dataset(config.data).input_shape)
     study, created = open_study(config, storage)
     if config.tracking.enabled:
-        from codenas.search.tracking import MlflowTracker
+        from codenas.tracking import MlflowTracker
 
         # Created here, once, so the workers never race to create the parent run; it also
         # ends the run of a dead worker's trial when this process fails it as stale.

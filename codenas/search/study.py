@@ -27,11 +27,11 @@ from codenas.spaces import Space, Spec, get_space
 if TYPE_CHECKING:
     import optuna
 
-    from codenas.search.datasets import Dataset
+    from codenas.data import Dataset
+    from codenas.evaluation.evaluate import Evaluator
     from codenas.search.early import CheckpointMonitor
-    from codenas.search.evaluate import Evaluator
     from codenas.search.pareto import FrontRow
-    from codenas.search.tracking import MlflowTracker
+    from codenas.tracking import MlflowTracker
 
 CONFIG_ATTR = "codenas.config"
 OBJECTIVES_ATTR = "codenas.objectives"
@@ -81,7 +81,7 @@ def make_storage(
     from optuna.exceptions import ExperimentalWarning
 
     from codenas.search import _sqlite
-    from codenas.search.tracking import mask_url
+    from codenas.tracking import mask_url
 
     _sqlite.tune(url)
     engine_kwargs: dict[str, Any] = {}
@@ -204,7 +204,7 @@ def check_study_config(study: optuna.Study, config: Config) -> None:
 
 def _stored_form(config: Config) -> dict[str, Any]:
     """The config as stored on the study: credentials in URLs masked."""
-    from codenas.search.tracking import mask_url
+    from codenas.tracking import mask_url
 
     data = config.to_dict()
     data["study"]["storage"] = mask_url(data["study"]["storage"])
@@ -231,7 +231,7 @@ def open_study(
 
     import optuna
 
-    from codenas.search.tracking import CREATED_ATTR
+    from codenas.tracking import CREATED_ATTR
 
     storage = storage if storage is not None else storage_for(config)
     name = config.study.name
@@ -337,8 +337,8 @@ class Objective:
         import optuna
         import torch
 
-        from codenas.search.training import count_parameters
         from codenas.spaces import build_model
+        from codenas.training.loop import count_parameters
 
         bounds = [c for c in self.config.constraints if c.metric == "params"]
         if not bounds:
@@ -363,7 +363,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
 
-        from codenas.search.tracking import TrackingUnavailable, worker_id
+        from codenas.tracking import TrackingUnavailable, worker_id
 
         spec: Spec | None = None
         origin = self.last_retry = retry_of(trial)
@@ -545,10 +545,10 @@ def run(
 
     Raises:
         CodenasError: a bad config, dataset or storage, before any training; or
-            :class:`~codenas.search.tracking.TrackingUnavailable` if MLflow stayed unreachable.
+            :class:`~codenas.tracking.TrackingUnavailable` if MLflow stayed unreachable.
     """
-    from codenas.search.datasets import load_dataset
-    from codenas.search.evaluate import Evaluator
+    from codenas.data import load_dataset
+    from codenas.evaluation.evaluate import Evaluator
 
     n_trials = config.study.trials if n_trials is None else n_trials
     budget = budget if budget is not None else Budget(n_trials)
@@ -575,7 +575,7 @@ def run(
 
     tracker = None
     if config.tracking.enabled:
-        from codenas.search.tracking import MlflowTracker
+        from codenas.tracking import MlflowTracker
 
         tracker = MlflowTracker(config, study, created=created)
         stale.hooks.append(tracker.trial_killed)
@@ -652,7 +652,7 @@ def front_reports(study: optuna.Study, config: Config, *, log: bool, progress: b
         return
     import sys
 
-    from codenas.search.report import report_front
+    from codenas.decisions.report import report_front
 
     if progress:
         print(

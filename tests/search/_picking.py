@@ -61,7 +61,7 @@ def searched_study(base: Path) -> Searched:
 def trained_run(base: Path) -> dict[str, Any]:
     """One `codenas train` run: a two-layer MLP trained on the factors data (labels and factors
     known), logged to the session study's MLflow database."""
-    from codenas.search.transfer import train, train_config
+    from codenas.decisions.transfer import train, train_config
     from codenas.spaces import MLPSpec
 
     searched = searched_study(base)

@@ -12,16 +12,15 @@ import pytest
 import torch
 
 from codenas.config import validate_config
-from codenas.errors import ConfigError, DataError
-from codenas.search.datasets import (
+from codenas.data import (
     DATASETS,
     DataConfig,
     Dataset,
     load_dataset,
     split_indices,
 )
-from codenas.search.datasets.factors import FactorsConfig, generate_factors
-from codenas.search.datasets.shapes import (
+from codenas.data.factors import FactorsConfig, generate_factors
+from codenas.data.shapes import (
     FACTORS,
     RADIUS,
     SPRITES,
@@ -29,6 +28,7 @@ from codenas.search.datasets.shapes import (
     generate_shapes,
     render_sprites,
 )
+from codenas.errors import ConfigError, DataError
 
 SMALL_SHAPES = {"name": "shapes", "n_samples": 300}
 SMALL_FACTORS = {"name": "factors", "n_samples": 300}
@@ -644,8 +644,8 @@ def test_regression_training_reports_r2_like_scikit_learn() -> None:
     from sklearn.metrics import r2_score
 
     from codenas.config import TrainConfig
-    from codenas.search.training import BriefTrainer
     from codenas.spaces import MLPSpec, build_model
+    from codenas.training.loop import BriefTrainer
 
     d = load(name="diabetes")
     torch.manual_seed(0)
@@ -660,7 +660,7 @@ def test_regression_training_reports_r2_like_scikit_learn() -> None:
 
 
 def test_metrics_must_fit_the_task() -> None:
-    from codenas.search.objectives import check_against_dataset
+    from codenas.config.objectives import check_against_dataset
 
     with pytest.raises(ConfigError, match=r"c.yaml: metric 'val_r2' measures a regression"):
         check_against_dataset(["val_r2"], task="classification", has_factors=False, source="c.yaml")

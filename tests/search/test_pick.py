@@ -11,14 +11,14 @@ import pytest
 from optuna.distributions import IntDistribution
 
 from codenas.cli import main
-from codenas.errors import ConfigError, UnknownNameError
-from codenas.search.picking import (
+from codenas.decisions.picking import (
     NoFeasibleTrial,
     Requirement,
     knee_distances,
     pick,
 )
-from codenas.search.transfer import load_spec_file
+from codenas.decisions.transfer import load_spec_file
+from codenas.errors import ConfigError, UnknownNameError
 from codenas.spaces import MLPSpec
 from tests.search._picking import searched_study
 

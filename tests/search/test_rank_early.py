@@ -11,8 +11,8 @@ import pytest
 
 import codenas
 from codenas.errors import ConfigError
+from codenas.evaluation.early_score import early_score
 from codenas.metrics import get_metric
-from codenas.search.early_score import early_score
 from codenas.spaces import CNNSpec, MLPSpec
 from tests.conftest import make_config
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from codenas.cli import main
+from codenas.decisions.report import draw, report_front, report_run, write_report
 from codenas.errors import CodenasError
-from codenas.search.neural_code import NeuralCode
-from codenas.search.report import draw, report_front, report_run, write_report
+from codenas.evaluation.neural_code import NeuralCode
 from codenas.spaces import MLPSpec
 from tests.search._picking import searched_study, trained_run
 
@@ -98,7 +98,7 @@ def test_only_the_figures_the_data_supports() -> None:
 
 
 def test_mi_figure_sorts_units_as_mig_reads_them() -> None:
-    from codenas.search.report import _unit_order
+    from codenas.decisions.report import _unit_order
 
     score = np.array([[0.1, 0.9], [0.8, 0.1], [0.0, 0.0], [0.5, 0.2], [0.2, 0.3]])
     # Factor 0 first (units 1, 3 by information), then factor 1 (0, 4), silent unit 2 last.

@@ -12,9 +12,7 @@ import pytest
 
 from codenas.cli import main
 from codenas.config import Config
-from codenas.errors import ConfigError
-from codenas.search.neural_code import NeuralCode
-from codenas.search.rightsize import (
+from codenas.decisions.rightsize import (
     LayerUsage,
     Proposal,
     enqueue,
@@ -25,6 +23,8 @@ from codenas.search.rightsize import (
     usage_from_code,
     usage_from_metrics,
 )
+from codenas.errors import ConfigError
+from codenas.evaluation.neural_code import NeuralCode
 from codenas.spaces import CNNSpace, CNNSpec, MLPSpace, MLPSpec
 from tests.conftest import make_config
 from tests.search._picking import searched_study

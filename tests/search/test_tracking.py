@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from codenas.search.study import _stored_form
-from codenas.search.tracking import (
+from codenas.tracking import (
     RetryingClient,
     TrackingUnavailable,
     create_run_once,
@@ -95,7 +95,7 @@ def test_reconcile_opens_and_ends_the_run_of_a_trial_that_never_had_one(tmp_path
     import optuna
 
     from codenas.search.study import open_study
-    from codenas.search.tracking import MlflowTracker
+    from codenas.tracking import MlflowTracker
 
     config = make_config(tmp_path, ["study.trials=1"])
     study, created = open_study(config)

@@ -11,9 +11,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from codenas.cli import main
-from codenas.errors import ConfigError
-from codenas.search.study import CONFIG_ATTR, _stored_form
-from codenas.search.transfer import (
+from codenas.decisions.transfer import (
     dump_spec_file,
     enqueue_seeds,
     load_spec_file,
@@ -21,6 +19,8 @@ from codenas.search.transfer import (
     train_config,
     write_spec_file,
 )
+from codenas.errors import ConfigError
+from codenas.search.study import CONFIG_ATTR, _stored_form
 from codenas.spaces import MLPSpec
 from tests.conftest import make_config
 from tests.search._picking import searched_study, trained_run

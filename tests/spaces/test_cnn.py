@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from codenas.config import TrainConfig, validate_config
+from codenas.data import Dataset, load_dataset
+from codenas.data.shapes import ShapesConfig
 from codenas.errors import ConfigError
 from codenas.metrics import capture_activations
-from codenas.search.datasets import Dataset, load_dataset
-from codenas.search.datasets.shapes import ShapesConfig
-from codenas.search.training import BriefTrainer
 from codenas.spaces import (
     SHAPES,
     CNNConfig,
@@ -26,6 +25,7 @@ from codenas.spaces import (
     spec_from_dict,
     width_profile,
 )
+from codenas.training.loop import BriefTrainer
 from tests.conftest import make_config
 
 PARAMS = {"depth": 3, "width": 32, "shape": "funnel", "kernel_size": 5, "activation": "gelu"}

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from codenas.search.datasets.base import (
+from codenas.data.base import (
     DataConfig,
     Dataset,
     Task,

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from codenas.errors import CodenasError, StorageError
-from codenas.search.neural_code import NeuralCode
+from codenas.evaluation.neural_code import NeuralCode
 
 if TYPE_CHECKING:
     import optuna
@@ -127,7 +127,7 @@ def _finish(fig: Figure, title: str, guide: str) -> Figure:
 def capacity_figure(code: NeuralCode) -> tuple[Figure, str, str]:
     """Width, alive units, effective rank and participation ratio per layer, and the
     right-size rule's proposal."""
-    from codenas.search.rightsize import plan_layers, usage_from_code
+    from codenas.decisions.rightsize import plan_layers, usage_from_code
 
     usage, cka = usage_from_code(code)
     plan = plan_layers(usage, cka, min_width=1)
@@ -587,8 +587,8 @@ def report_trial(
     log: bool = True,
 ) -> Report:
     """Report on trial ``number`` of ``study``: re-train it as it was trained, draw, log."""
-    from codenas.search.neural_code import retrain, trial_seed_of
-    from codenas.search.rightsize import get_trial
+    from codenas.decisions.rightsize import get_trial
+    from codenas.evaluation.neural_code import retrain, trial_seed_of
     from codenas.spaces import spec_from_dict
 
     trial = get_trial(study, number)
@@ -653,9 +653,9 @@ def report_run(
             spec or config.
     """
     from codenas.config import Config
-    from codenas.search.neural_code import from_model, retrain, trial_seed_of
-    from codenas.search.tracking.runs import load_logged_model, read_run
+    from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
     from codenas.spaces import build_model, spec_from_dict
+    from codenas.tracking.runs import load_logged_model, read_run
 
     record = read_run(tracking_uri, run_id)
     if record.kind == "other" or record.spec is None:
@@ -703,7 +703,7 @@ def report_run(
 
 
 def _log(uri: str, run_id: str, report: Report) -> None:
-    from codenas.search.tracking.runs import log_files
+    from codenas.tracking.runs import log_files
 
     try:
         log_files(uri, run_id, [f.path for f in report.figures] + [report.html], ARTIFACT_DIR)

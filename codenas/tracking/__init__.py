@@ -1,6 +1,6 @@
 """MLflow tracking of a study: one parent run per study, one nested child run per trial.
 
-(The :mod:`codenas.search.tracking.runs` module holds the calls of the steps after a search:
+(The :mod:`codenas.tracking.runs` module holds the calls of the steps after a search:
 picking, right-sizing, training, reports. This package is the only one that imports mlflow.)
 
 The only module of codenas that imports mlflow. It plugs into the search in three places:

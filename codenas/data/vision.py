@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from codenas.data.base import DataConfig, Dataset, make_dataset, register_dataset
 from codenas.errors import DataError
-from codenas.search.datasets.base import DataConfig, Dataset, make_dataset, register_dataset
 
 
 class VisionConfig(DataConfig):

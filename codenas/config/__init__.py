@@ -120,7 +120,7 @@ class MetricsConfig(Frozen):
     @field_validator("log")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from codenas.search.objectives import check_metric_name
+        from codenas.config.objectives import check_metric_name
 
         for name in value:
             check_metric_name(name)
@@ -140,7 +140,7 @@ class ObjectiveConfig(Frozen):
 
     @model_validator(mode="after")
     def _resolve(self) -> ObjectiveConfig:
-        from codenas.search.objectives import check_objective
+        from codenas.config.objectives import check_objective
 
         direction = check_objective(self.metric, self.direction)
         object.__setattr__(self, "direction", direction)
@@ -172,7 +172,7 @@ class ConstraintConfig(Frozen):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
-        from codenas.search.objectives import check_metric_name
+        from codenas.config.objectives import check_metric_name
 
         check_metric_name(value)
         return value
@@ -348,7 +348,7 @@ def _section(raw: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
 
 def validate_config(raw: Any, source: str = "<config>") -> Config:
     """Validate a parsed YAML mapping into a :class:`Config` (see :func:`load_config`)."""
-    from codenas.search.datasets import DATASETS
+    from codenas.data import DATASETS
     from codenas.spaces import SPACES
 
     if not isinstance(raw, Mapping):

@@ -177,7 +177,7 @@ def rank_early(
 
     Each spec is adapted to the dataset's input shape and number of outputs (so specs found on
     one dataset can be ranked on another), trained for ``budget`` epochs with codenas's
-    :class:`~codenas.search.evaluate.Evaluator`, and scored by :func:`early_score`.
+    :class:`~codenas.evaluation.evaluate.Evaluator`, and scored by :func:`early_score`.
 
     Args:
         specs: architectures (``Spec`` objects or their ``to_dict()`` form).
@@ -198,8 +198,8 @@ def rank_early(
     Raises:
         ConfigError: an unknown dataset or bad settings, before any training.
     """
-    from codenas.search.datasets import load_dataset
-    from codenas.search.evaluate import Evaluator
+    from codenas.data import load_dataset
+    from codenas.evaluation.evaluate import Evaluator
     from codenas.search.study import default_threads, set_threads
     from codenas.spaces import get_space, spec_from_dict
 

@@ -31,8 +31,8 @@ from typing import Literal
 import numpy as np
 from pydantic import field_validator, model_validator
 
+from codenas.data.base import DataConfig, Dataset, make_dataset, register_dataset
 from codenas.errors import DataError, unknown_name_message
-from codenas.search.datasets.base import DataConfig, Dataset, make_dataset, register_dataset
 
 TaskName = Literal["classification", "regression"]
 

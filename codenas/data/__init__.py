@@ -11,12 +11,12 @@ files.py      ``npz``, ``csv``: the user's own data
 ============  =================================================================
 """
 
-from codenas.search.datasets import factors as _factors  # noqa: F401  (registers the datasets)
-from codenas.search.datasets import files as _files  # noqa: F401
-from codenas.search.datasets import shapes as _shapes  # noqa: F401
-from codenas.search.datasets import sklearn_data as _sklearn_data  # noqa: F401
-from codenas.search.datasets import vision as _vision  # noqa: F401
-from codenas.search.datasets.base import (
+from codenas.data import factors as _factors  # noqa: F401  (registers the datasets)
+from codenas.data import files as _files  # noqa: F401
+from codenas.data import shapes as _shapes  # noqa: F401
+from codenas.data import sklearn_data as _sklearn_data  # noqa: F401
+from codenas.data import vision as _vision  # noqa: F401
+from codenas.data.base import (
     DATASETS,
     DataConfig,
     Dataset,

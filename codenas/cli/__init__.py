@@ -79,7 +79,7 @@ def _print_front(study: Any, stream: Any = None) -> None:
 
 
 def _next_steps(config: Any) -> None:
-    from codenas.search.tracking import codenas_experiments, mask_url, runs_table_url
+    from codenas.tracking import codenas_experiments, mask_url, runs_table_url
 
     storage = mask_url(config.study.storage)
     uri = config.tracking.uri
@@ -114,8 +114,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _seed(config: Any, args: argparse.Namespace, source: str) -> None:
+    from codenas.decisions.transfer import describe_seed, seed_search
     from codenas.search.study import load_study
-    from codenas.search.transfer import describe_seed, seed_search
 
     storage = args.seed_storage or config.study.storage
     _existing_sqlite(storage, "Optuna storage", "--seed-storage")
@@ -199,7 +199,7 @@ def cmd_front(args: argparse.Namespace) -> int:
 def _tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]:
     """The tracking URI of a study's runs (``given``, else the stored one) or a reason why not."""
     from codenas.search.study import stored_config
-    from codenas.search.tracking.runs import sqlite_missing
+    from codenas.tracking.runs import sqlite_missing
 
     if given:
         _existing_sqlite(given, "MLflow database", "--tracking-uri")
@@ -218,8 +218,8 @@ def _tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
+    from codenas.decisions.picking import NoFeasibleTrial, format_values, pick
     from codenas.search.pareto import spec_summary
-    from codenas.search.picking import NoFeasibleTrial, format_values, pick
     from codenas.search.study import load_study
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
@@ -248,14 +248,14 @@ def cmd_pick(args: argparse.Namespace) -> int:
     elif uri is None:
         print(f"  MLflow run: {row.mlflow_run_id} (not tagged: {why})")
     else:
-        from codenas.search.tracking.runs import mark_picked
+        from codenas.tracking.runs import mark_picked
 
         untagged = mark_picked(uri, study.study_name, row.mlflow_run_id, chosen.summary())
         extra = f"; previous pick untagged ({len(untagged)} run)" if untagged else ""
         print(f"  MLflow run: {row.mlflow_run_id} (tagged codenas.picked=true{extra})")
     if args.out:
+        from codenas.decisions.transfer import write_spec_file
         from codenas.search.study import stored_config
-        from codenas.search.transfer import write_spec_file
         from codenas.spaces import spec_from_dict
 
         config = None  # its data, train and metrics sections become `codenas train`'s defaults
@@ -290,10 +290,10 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 
 def cmd_rightsize(args: argparse.Namespace) -> int:
+    from codenas.decisions.rightsize import enqueue, propose, run_queued
     from codenas.search.pareto import spec_summary
-    from codenas.search.rightsize import enqueue, propose, run_queued
     from codenas.search.study import load_study
-    from codenas.search.tracking.runs import study_config
+    from codenas.tracking.runs import study_config
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
     study = load_study(args.study, args.storage)
@@ -331,7 +331,7 @@ def cmd_rightsize(args: argparse.Namespace) -> int:
     if proposal.recomputed and uri is not None:
         run_id = study.trials[proposal.trial].user_attrs.get("mlflow_run_id")
         if run_id:
-            from codenas.search.tracking.runs import log_values
+            from codenas.tracking.runs import log_values
 
             log_values(
                 uri,
@@ -365,8 +365,8 @@ def cmd_rightsize(args: argparse.Namespace) -> int:
         )
         return 0
     trial = run_queued(config, study, number)
+    from codenas.decisions.picking import format_values
     from codenas.search.pareto import objective_names, row_of
-    from codenas.search.picking import format_values
 
     names = objective_names(study)
     fresh = load_study(study.study_name, args.storage)
@@ -381,15 +381,15 @@ def cmd_rightsize(args: argparse.Namespace) -> int:
     print(f"  on the Pareto front: {'yes' if number in front else 'no'}")
     run_id = trial.user_attrs.get("mlflow_run_id")
     if uri is not None and run_id:
-        from codenas.search.tracking.runs import set_tags
+        from codenas.tracking.runs import set_tags
 
         set_tags(uri, run_id, {"codenas.rightsized_from": str(proposal.trial)})
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from codenas.decisions.transfer import load_spec_file, train, train_config
     from codenas.search.pareto import spec_summary
-    from codenas.search.transfer import load_spec_file, train, train_config
 
     spec_file = load_spec_file(args.spec)
     config = train_config(
@@ -445,7 +445,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from codenas.search.report import report_run
+    from codenas.decisions.report import report_run
 
     _existing_sqlite(args.tracking_uri, "MLflow database", "--tracking-uri")
     report = report_run(
@@ -474,7 +474,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     mlflow = shutil.which("mlflow")
     cmd = [mlflow] if mlflow else [sys.executable, "-m", "mlflow"]
     cmd += ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
-    from codenas.search.tracking import codenas_experiments, runs_table_url
+    from codenas.tracking import codenas_experiments, runs_table_url
 
     base = f"http://127.0.0.1:{args.port}"
     print(
@@ -507,7 +507,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from codenas.search.datasets import DATASETS
+    from codenas.data import DATASETS
 
     rows = [
         (n, {True: "yes", False: "no", None: "if given"}[e.factors], e.summary)
@@ -857,7 +857,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `codenas front | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

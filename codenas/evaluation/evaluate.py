@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from codenas.config import Config
+from codenas.config.objectives import check_against_dataset
+from codenas.data import Dataset
 from codenas.metrics import capture_activations, compute_metrics
-from codenas.search.datasets import Dataset
-from codenas.search.objectives import check_against_dataset
-from codenas.search.training import BriefTrainer, EpochCallback, TrainResult, count_parameters
 from codenas.spaces import Spec, build_model
+from codenas.training.loop import BriefTrainer, EpochCallback, TrainResult, count_parameters
 
 
 def metric_names(config: Config) -> list[str]:
@@ -159,7 +159,7 @@ class Evaluator:
         Returns:
             ``(values, layers)``: the flat metric dict and the ``(n_samples, n_units)`` arrays.
         """
-        from codenas.search.early_score import DERIVED, derived_needs
+        from codenas.evaluation.early_score import DERIVED, derived_needs
 
         layers = capture_activations(model, self.sample_x)
         values: dict[str, float] = compute_metrics(

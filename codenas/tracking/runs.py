@@ -1,6 +1,6 @@
 """MLflow and study bookkeeping for picking, right-sizing, training and reports.
 
-The search itself logs through :mod:`codenas.search.tracking`; this module holds the few calls
+The search itself logs through :mod:`codenas.tracking`; this module holds the few calls
 the later steps make on the runs it left: tag a pick, add recomputed metrics to a trial's run,
 log a fully trained model, read a run back and attach report files. It reuses the tracking
 module's client (one quick attempt per request) and experiment helpers. The ``tracking``
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import ConfigError, StorageError
-from codenas.search.tracking import (
+from codenas.tracking import (
     ensure_experiment,
     flatten,
     make_client,

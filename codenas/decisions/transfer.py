@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from codenas.config import Config
-    from codenas.search.datasets import Dataset
+    from codenas.data import Dataset
 
 DEFAULT_EXPERIMENT = "codenas-train"
 CONFIG_SECTIONS = ("data", "train", "metrics")
@@ -182,7 +182,7 @@ def train_config(
         packaged_configs,
         validate_config,
     )
-    from codenas.search.datasets import DATASETS
+    from codenas.data import DATASETS
 
     raw = load_config(DEFAULT_CONFIG).to_dict()
     if spec_file is not None:
@@ -227,8 +227,8 @@ def code_metric_names(config: Config, data: Dataset) -> list[str]:
     """The coding metrics measured on a trained network: capacity and redundancy always,
     label metrics on classification data, disentanglement where factors are known, plus the
     config's ``metrics.log`` where the data can feed them."""
+    from codenas.config.objectives import CLASSIFICATION_ONLY, REGRESSION_ONLY
     from codenas.metrics import get_metric
-    from codenas.search.objectives import CLASSIFICATION_ONLY, REGRESSION_ONLY
 
     names = list(CODE_METRICS)
     if data.task == "classification":
@@ -307,8 +307,8 @@ def train(
         The :class:`Trained` network with its metrics and MLflow ids.
     """
     from codenas.config import Config
-    from codenas.search.datasets import load_dataset
-    from codenas.search.evaluate import Evaluator
+    from codenas.data import load_dataset
+    from codenas.evaluation.evaluate import Evaluator
     from codenas.search.study import default_threads, set_threads
 
     set_threads(config.train.threads or default_threads())
@@ -327,8 +327,8 @@ def train(
 
 def _log(trained: Trained, data: Dataset, seed: int, source: dict[str, Any]) -> tuple[str, str]:
     from codenas.search.pareto import spec_summary
-    from codenas.search.tracking import mask_url
-    from codenas.search.tracking.runs import ROLE_TAG, SPEC_TAG, log_trained
+    from codenas.tracking import mask_url
+    from codenas.tracking.runs import ROLE_TAG, SPEC_TAG, log_trained
 
     config = trained.config
     cfg = config.to_dict()
@@ -434,14 +434,14 @@ def seeds_from(source: optuna.Study, config: Config, *, top: int | None = None) 
     """The Pareto architectures of ``source`` as parameters for ``config``'s space.
 
     Members are taken in knee order (closest to the ideal point first, see
-    :mod:`codenas.search.picking`): the first ``top`` that fit the new space (all by default).
+    :mod:`codenas.decisions.picking`): the first ``top`` that fit the new space (all by default).
 
     Raises:
         ConfigError: the two studies use different spaces, ``top < 1``, the source has no
             front, or no architecture fits the new space.
     """
+    from codenas.decisions.picking import knee_ranking
     from codenas.search.pareto import front_rows, objective_names
-    from codenas.search.picking import knee_ranking
     from codenas.search.study import stored_config
 
     where = f"--seed-from {source.study_name!r}"
@@ -508,7 +508,7 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> list[int]:
     """
     import optuna
 
-    from codenas.search.rightsize import params_of
+    from codenas.decisions.rightsize import params_of
 
     existing = [
         (params_of(t), {k: t.user_attrs.get(k) for k in ("widths", "channels")})

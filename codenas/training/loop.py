@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codenas.config import TrainConfig
-from codenas.search.datasets import Dataset, Split
+from codenas.data import Dataset, Split
 
 
 class TrainingDiverged(RuntimeError):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from codenas.config import Config
-    from codenas.search.datasets import Dataset
+    from codenas.data import Dataset
 
 
 @dataclasses.dataclass
@@ -112,8 +112,8 @@ def retrain(
             it actually trained for (see :func:`replay_config`).
         data: the loaded dataset of ``config`` (loaded here if not given).
     """
-    from codenas.search.datasets import load_dataset
-    from codenas.search.evaluate import Evaluator
+    from codenas.data import load_dataset
+    from codenas.evaluation.evaluate import Evaluator
     from codenas.search.study import default_threads, set_threads
 
     set_threads(config.train.threads or default_threads())  # as the search does
@@ -146,9 +146,9 @@ def from_model(
     data: Dataset | None = None,
 ) -> NeuralCode:
     """Read a trained ``model``'s code on the validation sample of ``config``'s data."""
+    from codenas.data import load_dataset
+    from codenas.evaluation.evaluate import Evaluator
     from codenas.metrics import capture_activations
-    from codenas.search.datasets import load_dataset
-    from codenas.search.evaluate import Evaluator
 
     data = data if data is not None else load_dataset(config.data)
     evaluator = Evaluator(config, data)  # its fixed, seeded validation rows

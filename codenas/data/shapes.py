@@ -41,8 +41,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, field_validator, model_validator
 
+from codenas.data.base import DataConfig, Dataset, FactorTask, register_dataset
 from codenas.errors import DataError
-from codenas.search.datasets.base import DataConfig, Dataset, FactorTask, register_dataset
 
 FACTORS: tuple[str, ...] = ("shape", "scale", "orientation", "x", "y")
 SPRITES: tuple[str, ...] = ("square", "ellipse", "heart")

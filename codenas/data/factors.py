@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, field_validator, model_validator
 
-from codenas.search.datasets.base import DataConfig, Dataset, FactorTask, register_dataset
+from codenas.data.base import DataConfig, Dataset, FactorTask, register_dataset
 
 
 class FactorsConfig(DataConfig):

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     import optuna
 
     from codenas.config import Config
-    from codenas.search.neural_code import NeuralCode
+    from codenas.evaluation.neural_code import NeuralCode
 
 DEFAULT_MARGIN = 1.5
 DEFAULT_CKA_THRESHOLD = 0.95
@@ -275,8 +275,8 @@ def _widths(spec: Spec) -> tuple[str, list[int]]:
 def _count(spec: Spec) -> int:
     import torch
 
-    from codenas.search.training import count_parameters
     from codenas.spaces import build_model
+    from codenas.training.loop import count_parameters
 
     with torch.device("meta"):
         return count_parameters(build_model(spec))
@@ -321,8 +321,8 @@ def propose(
     Returns:
         The :class:`Proposal` (not yet queued: see :func:`enqueue`).
     """
-    from codenas.search.neural_code import retrain as retrain_code
-    from codenas.search.neural_code import trial_seed_of
+    from codenas.evaluation.neural_code import retrain as retrain_code
+    from codenas.evaluation.neural_code import trial_seed_of
     from codenas.search.pareto import objective_names
     from codenas.search.study import stored_config
 

@@ -1,0 +1,1 @@
+"""After a search: pick, rightsize, train/transfer, seed, report."""

@@ -1,0 +1,1 @@
+"""One network's neural code: spec -> module -> brief training -> activations -> metric values."""

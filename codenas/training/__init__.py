@@ -1,0 +1,1 @@
+"""The brief training loop (Lightning Fabric over in-memory tensors) and thread pinning."""
