@@ -5,13 +5,16 @@
     >>> study = codenas.search.run(config, n_trials=5)
     >>> codenas.search.front(study)
 
-Subpackages: :mod:`codenas.spaces` (trial -> spec -> module), :mod:`codenas.metrics` (coding
-metrics over activations) and :mod:`codenas.search` (the driver).
+The package reads as its data flow (docs/architecture.md): :mod:`codenas.config` ->
+:mod:`codenas.spaces` (trial -> spec -> module) -> :mod:`codenas.data` -> :mod:`codenas.metrics`
+(coding metrics over activations) -> :mod:`codenas.training` -> :mod:`codenas.evaluation` ->
+:mod:`codenas.search` (Optuna) -> :mod:`codenas.tracking` (MLflow) -> :mod:`codenas.decisions`
+-> :mod:`codenas.workflows` and :mod:`codenas.cli`.
 """
 
 from __future__ import annotations
 
-from codenas import metrics, search, spaces
+from codenas import decisions, evaluation, metrics, search, spaces, tracking
 from codenas.config import Config, load_config
 from codenas.errors import CodenasError, ConfigError, DataError, StorageError
 
@@ -24,8 +27,11 @@ __all__ = [
     "DataError",
     "StorageError",
     "__version__",
+    "decisions",
+    "evaluation",
     "load_config",
     "metrics",
     "search",
     "spaces",
+    "tracking",
 ]

@@ -27,6 +27,10 @@ class StorageError(CodenasError, RuntimeError):
     """An Optuna storage or MLflow tracking backend cannot be reached or used."""
 
 
+class TrackingUnavailable(StorageError):
+    """The MLflow tracking backend stayed unreachable for longer than ``tracking.retry_for``."""
+
+
 class StudyMismatchError(ConfigError):
     """A config does not match the config the stored study was created with."""
 

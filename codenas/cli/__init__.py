@@ -115,7 +115,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _seed(config: Any, args: argparse.Namespace, source: str) -> None:
     from codenas.decisions.transfer import describe_seed, seed_search
-    from codenas.search.study import load_study
+    from codenas.search.storage import load_study
 
     storage = args.seed_storage or config.study.storage
     _existing_sqlite(storage, "Optuna storage", "--seed-storage")
@@ -131,27 +131,20 @@ def _seed(config: Any, args: argparse.Namespace, source: str) -> None:
 
 
 def _search(config: Any, args: argparse.Namespace, source: str) -> int:
-    import codenas
-
     n_trials = args.trials if args.trials is not None else config.study.trials
     if n_trials < 1:
         raise ConfigError(f"--trials: must be at least 1, got {n_trials}")
     if args.workers < 1:
         raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
-    if args.workers > 1:
-        from codenas.search.parallel import run_workers
+    from codenas.workflows import search
 
-        study = run_workers(
-            config,
-            n_trials=n_trials,
-            workers=args.workers,
-            progress=not args.no_progress,
-            source=source,
-        )
-    else:
-        study = codenas.search.run(
-            config, n_trials=n_trials, progress=not args.no_progress, source=source
-        )
+    study = search(
+        config,
+        n_trials=n_trials,
+        workers=args.workers,
+        progress=not args.no_progress,
+        source=source,
+    )
     _print_front(study)
     _next_steps(config)
     return 0
@@ -159,7 +152,7 @@ def _search(config: Any, args: argparse.Namespace, source: str) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from codenas.config import Config
-    from codenas.search.study import load_study, stored_config
+    from codenas.search.storage import load_study, stored_config
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
     study = load_study(args.study, args.storage)
@@ -178,7 +171,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_front(args: argparse.Namespace) -> int:
     from codenas.search import pareto
-    from codenas.search.study import load_study
+    from codenas.search.storage import load_study
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
     study = load_study(args.study, args.storage)
@@ -198,7 +191,7 @@ def cmd_front(args: argparse.Namespace) -> int:
 
 def _tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]:
     """The tracking URI of a study's runs (``given``, else the stored one) or a reason why not."""
-    from codenas.search.study import stored_config
+    from codenas.search.storage import stored_config
     from codenas.tracking.runs import sqlite_missing
 
     if given:
@@ -220,7 +213,7 @@ def _tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]
 def cmd_pick(args: argparse.Namespace) -> int:
     from codenas.decisions.picking import NoFeasibleTrial, format_values, pick
     from codenas.search.pareto import spec_summary
-    from codenas.search.study import load_study
+    from codenas.search.storage import load_study
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
     study = load_study(args.study, args.storage)
@@ -255,7 +248,7 @@ def cmd_pick(args: argparse.Namespace) -> int:
         print(f"  MLflow run: {row.mlflow_run_id} (tagged codenas.picked=true{extra})")
     if args.out:
         from codenas.decisions.transfer import write_spec_file
-        from codenas.search.study import stored_config
+        from codenas.search.storage import stored_config
         from codenas.spaces import spec_from_dict
 
         config = None  # its data, train and metrics sections become `codenas train`'s defaults
@@ -290,10 +283,11 @@ def cmd_pick(args: argparse.Namespace) -> int:
 
 
 def cmd_rightsize(args: argparse.Namespace) -> int:
-    from codenas.decisions.rightsize import enqueue, propose, run_queued
+    from codenas.decisions.rightsize import enqueue, propose
     from codenas.search.pareto import spec_summary
-    from codenas.search.study import load_study
+    from codenas.search.storage import load_study
     from codenas.tracking.runs import study_config
+    from codenas.workflows import run_queued
 
     _existing_sqlite(args.storage, "Optuna storage", "--storage")
     study = load_study(args.study, args.storage)

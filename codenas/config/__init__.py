@@ -215,7 +215,7 @@ class EarlyStoppingConfig(Frozen):
     def _cheap(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is None:
             return value
-        from codenas.search.early import check_checkpoint_metric
+        from codenas.config.objectives import check_checkpoint_metric
 
         if not value:
             raise ValueError("give at least one metric, or leave metrics out for the default")

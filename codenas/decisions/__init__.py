@@ -1,1 +1,50 @@
-"""After a search: pick, rightsize, train/transfer, seed, report."""
+"""After a search: pick an architecture, right-size it, train or transfer it, seed a new search,
+and report its neural code. Each function takes a study or an MLflow run and returns a plain
+record; the CLI's commands are thin wrappers over them.
+
+Public API (imported lazily)::
+
+    pick(study, require=(), prefer=None, knee=False) -> Pick
+    propose_rightsize(study, trial, margin=1.5, cka_threshold=0.95) -> Proposal
+    enqueue_rightsize(study, proposal) -> (trial number, queued now)
+    train(spec, train_config(spec_file, data=...)) -> Trained
+    seed_search(config, source_study, top=None) -> (seeds, queued trial numbers)
+    report_run(run_id, tracking_uri=...) -> Report;  report_front(study, config) -> [Report]
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "pick": "codenas.decisions.picking",
+    "Pick": "codenas.decisions.picking",
+    "Requirement": "codenas.decisions.picking",
+    "NoFeasibleTrial": "codenas.decisions.picking",
+    "propose_rightsize": "codenas.decisions.rightsize",
+    "enqueue_rightsize": "codenas.decisions.rightsize",
+    "Proposal": "codenas.decisions.rightsize",
+    "train": "codenas.decisions.transfer",
+    "train_config": "codenas.decisions.transfer",
+    "Trained": "codenas.decisions.transfer",
+    "load_spec_file": "codenas.decisions.transfer",
+    "write_spec_file": "codenas.decisions.transfer",
+    "seed_search": "codenas.decisions.transfer",
+    "seeds_from": "codenas.decisions.transfer",
+    "report_run": "codenas.decisions.report",
+    "report_trial": "codenas.decisions.report",
+    "report_front": "codenas.decisions.report",
+    "Report": "codenas.decisions.report",
+}
+
+# Names exported under another name than the one they have in their module.
+_ALIASES = {"propose_rightsize": "propose", "enqueue_rightsize": "enqueue"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), _ALIASES.get(name, name))
+    raise AttributeError(f"module 'codenas.decisions' has no attribute {name!r}")

@@ -324,7 +324,7 @@ def propose(
     from codenas.evaluation.neural_code import retrain as retrain_code
     from codenas.evaluation.neural_code import trial_seed_of
     from codenas.search.pareto import objective_names
-    from codenas.search.study import stored_config
+    from codenas.search.storage import stored_config
 
     trial = get_trial(study, number)
     config = config if config is not None else stored_config(study)
@@ -495,23 +495,3 @@ def enqueue(study: optuna.Study, proposal: Proposal) -> tuple[int, bool]:
     study.enqueue_trial(proposal.params, user_attrs=proposal.user_attrs)
     waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
     return max(t.number for t in waiting), True
-
-
-def run_queued(config: Config, study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
-    """Run the study's waiting trials up to trial ``number`` (Optuna runs the oldest first).
-
-    Returns:
-        Trial ``number`` after it ran.
-    """
-    import optuna
-
-    from codenas.search.study import run
-
-    waiting = [
-        t.number
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        if t.number <= number
-    ]
-    if waiting:
-        study = run(config, n_trials=len(waiting))
-    return study.get_trials(deepcopy=False)[number]

@@ -309,7 +309,7 @@ def train(
     from codenas.config import Config
     from codenas.data import load_dataset
     from codenas.evaluation.evaluate import Evaluator
-    from codenas.search.study import default_threads, set_threads
+    from codenas.training.runtime import default_threads, set_threads
 
     set_threads(config.train.threads or default_threads())
     data = load_dataset(config.data)
@@ -442,7 +442,7 @@ def seeds_from(source: optuna.Study, config: Config, *, top: int | None = None) 
     """
     from codenas.decisions.picking import knee_ranking
     from codenas.search.pareto import front_rows, objective_names
-    from codenas.search.study import stored_config
+    from codenas.search.storage import stored_config
 
     where = f"--seed-from {source.study_name!r}"
     if top is not None and top < 1:
@@ -540,7 +540,8 @@ def seed_search(
     Returns:
         ``(seeds, queued trial numbers)``.
     """
-    from codenas.search.study import load_study, run
+    from codenas.search.storage import load_study
+    from codenas.search.study import run
 
     seeds = seeds_from(source, config, top=top)
     run(config, n_trials=0, source=source_label)

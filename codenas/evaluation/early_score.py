@@ -200,8 +200,8 @@ def rank_early(
     """
     from codenas.data import load_dataset
     from codenas.evaluation.evaluate import Evaluator
-    from codenas.search.study import default_threads, set_threads
     from codenas.spaces import get_space, spec_from_dict
+    from codenas.training.runtime import default_threads, set_threads
 
     config = _resolve(data_config, budget, samples)
     built = [s if isinstance(s, Spec) else spec_from_dict(s) for s in specs]

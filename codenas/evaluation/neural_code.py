@@ -62,7 +62,7 @@ def sample_targets(data: Dataset, rows: Any) -> tuple[np.ndarray | None, np.ndar
 
 def trial_seed_of(config: Config, number: int, retry_of: int | None = None) -> int:
     """The training seed of trial ``number`` (a retry uses the seed of the trial it re-runs)."""
-    from codenas.search.study import trial_seed
+    from codenas.training.runtime import trial_seed
 
     return trial_seed(config, _Numbered(number), retry_of)  # type: ignore[arg-type]
 
@@ -114,7 +114,7 @@ def retrain(
     """
     from codenas.data import load_dataset
     from codenas.evaluation.evaluate import Evaluator
-    from codenas.search.study import default_threads, set_threads
+    from codenas.training.runtime import default_threads, set_threads
 
     set_threads(config.train.threads or default_threads())  # as the search does
     if recorded:

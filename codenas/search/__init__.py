@@ -1,67 +1,82 @@
-"""The driver: config, data, Lightning training, objectives, the Optuna study, the Pareto front,
-MLflow tracking and picking. The only part of codenas that ties spaces and metrics together.
+"""The Optuna layer: storages and studies, the objective, samplers, early stopping, workers
+and the Pareto front. It knows nothing of MLflow (trackers plug in through
+:mod:`codenas.search.tracker`) nor of what comes after a search (:mod:`codenas.decisions`).
 
 Public API (imported lazily, so ``import codenas.search`` stays cheap)::
 
     run(config, n_trials=None, progress=False, enqueue=()) -> optuna.Study
     run_workers(config, n_trials=None, workers=2) -> optuna.Study    (several processes)
     front(study=None, study_name=None, storage="sqlite:///optuna.db") -> list[FrontRow]
-    load_study(study_name, storage_url) -> optuna.Study
-    Evaluator(config, data).evaluate(spec, seed=0) -> Evaluation
-    pick(study, require=(), prefer=None, knee=False) -> Pick
-    propose_rightsize(study, trial, margin=1.5, cka_threshold=0.95) -> Proposal
-    enqueue_rightsize(study, proposal) -> (trial number, queued now)
-    train(spec, train_config(spec_file, data=...)) -> Trained
-    seed_search(config, source_study, top=None) -> (seeds, queued trial numbers)
-    report_run(run_id, tracking_uri=...) -> Report;  report_front(study, config) -> [Report]
-    rank_early(specs, data_config, budget) -> list[float]     (the early score of each spec)
+    load_study(study_name, storage_url) -> optuna.Study;  open_study;  stored_config
+
+Names that lived here in 0.1 and moved up the layers still resolve, with a
+``DeprecationWarning`` naming their new home (removed in 0.3): ``pick``, ``propose_rightsize``,
+``train``, ``seed_search``, ``report_run`` ... from :mod:`codenas.decisions`, ``Evaluator`` and
+``rank_early`` from :mod:`codenas.evaluation`, ``load_dataset`` from :mod:`codenas.data`,
+``BriefTrainer`` from :mod:`codenas.training`.
 """
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from typing import Any
 
+# The search layer's own names.
 _EXPORTS = {
     "run": "codenas.search.study",
     "front": "codenas.search.study",
-    "load_study": "codenas.search.study",
-    "open_study": "codenas.search.study",
+    "load_study": "codenas.search.storage",
+    "open_study": "codenas.search.storage",
+    "stored_config": "codenas.search.storage",
     "run_workers": "codenas.search.parallel",
-    "stored_config": "codenas.search.study",
-    "Evaluator": "codenas.evaluation.evaluate",
-    "Evaluation": "codenas.evaluation.evaluate",
     "FrontRow": "codenas.search.pareto",
-    "load_dataset": "codenas.data",
-    "BriefTrainer": "codenas.training.loop",
-    "rank_early": "codenas.evaluation.early_score",
-    "pick": "codenas.decisions.picking",
-    "Pick": "codenas.decisions.picking",
-    "Requirement": "codenas.decisions.picking",
-    "NoFeasibleTrial": "codenas.decisions.picking",
-    "propose_rightsize": "codenas.decisions.rightsize",
-    "enqueue_rightsize": "codenas.decisions.rightsize",
-    "Proposal": "codenas.decisions.rightsize",
-    "train": "codenas.decisions.transfer",
-    "train_config": "codenas.decisions.transfer",
-    "Trained": "codenas.decisions.transfer",
-    "load_spec_file": "codenas.decisions.transfer",
-    "write_spec_file": "codenas.decisions.transfer",
-    "seed_search": "codenas.decisions.transfer",
-    "seeds_from": "codenas.decisions.transfer",
-    "report_run": "codenas.decisions.report",
-    "report_trial": "codenas.decisions.report",
-    "report_front": "codenas.decisions.report",
-    "Report": "codenas.decisions.report",
 }
 
-# Names exported under another name than the one they have in their module.
-_ALIASES = {"propose_rightsize": "propose", "enqueue_rightsize": "enqueue"}
+# 0.1 names that moved to other layers: resolved by name (never imported by this layer), with
+# a DeprecationWarning. Kept for one release.
+_MOVED = {
+    "Evaluator": "codenas.evaluation",
+    "Evaluation": "codenas.evaluation",
+    "rank_early": "codenas.evaluation",
+    "load_dataset": "codenas.data",
+    "BriefTrainer": "codenas.training",
+    "pick": "codenas.decisions",
+    "Pick": "codenas.decisions",
+    "Requirement": "codenas.decisions",
+    "NoFeasibleTrial": "codenas.decisions",
+    "propose_rightsize": "codenas.decisions",
+    "enqueue_rightsize": "codenas.decisions",
+    "Proposal": "codenas.decisions",
+    "train": "codenas.decisions",
+    "train_config": "codenas.decisions",
+    "Trained": "codenas.decisions",
+    "load_spec_file": "codenas.decisions",
+    "write_spec_file": "codenas.decisions",
+    "seed_search": "codenas.decisions",
+    "seeds_from": "codenas.decisions",
+    "report_run": "codenas.decisions",
+    "report_trial": "codenas.decisions",
+    "report_front": "codenas.decisions",
+    "Report": "codenas.decisions",
+}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), _ALIASES.get(name, name))
+        return getattr(import_module(_EXPORTS[name]), name)
+    if name in _MOVED:
+        home = _MOVED[name]
+        warnings.warn(
+            f"codenas.search.{name} moved to {home}.{name}; the old name goes in codenas 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(import_module(home), name)
     raise AttributeError(f"module 'codenas.search' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*_EXPORTS, *_MOVED, *globals()])

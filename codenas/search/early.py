@@ -31,42 +31,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from codenas.config.objectives import (  # noqa: F401  (re-exported: part of this API)
+    CHECKPOINT_METRICS,
+    RUN_AT_CHECKPOINT,
+    check_checkpoint_metric,
+)
+
 if TYPE_CHECKING:
     import optuna
 
     from codenas.config import Config
 
 CHECKPOINTS_ATTR = "checkpoints"
-
-# Produced by the training loop at every epoch end (no activations needed).
-RUN_AT_CHECKPOINT = ("val_accuracy", "val_loss", "val_r2", "params")
-# Cheap enough to read after every epoch: milliseconds on 2,048 rows x 256 units
-# (benchmarks/results/metrics_cost.json), against tens of milliseconds for an epoch of the
-# smallest search. Derived ``early_score`` needs effective ranks only.
-CHECKPOINT_METRICS = (
-    *RUN_AT_CHECKPOINT,
-    "early_score",
-    "dead_fraction",
-    "effective_rank",
-    "participation_ratio",
-    "capacity_usage",
-    "layer_redundancy",
-    "activation_code_logdet",
-    "naswot",
-    "unique_codes_fraction",
-    "hoyer_sparsity",
-    "mig",
-)
-
-
-def check_checkpoint_metric(name: str) -> str:
-    """Raise ``ValueError`` unless ``name`` can be read at a checkpoint."""
-    if name not in CHECKPOINT_METRICS:
-        raise ValueError(
-            f"{name!r} cannot be read after every epoch (too slow, or not produced there); "
-            f"checkpoint metrics: {', '.join(CHECKPOINT_METRICS)}"
-        )
-    return name
 
 
 def checkpoint_directions(config: Config) -> dict[str, str]:

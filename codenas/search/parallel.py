@@ -24,6 +24,7 @@ from typing import Any
 
 from codenas.config import Config
 from codenas.errors import CodenasError
+from codenas.search.tracker import make_tracker
 
 
 def _worker_main(
@@ -38,7 +39,8 @@ def _worker_main(
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     from codenas.config import Config
     from codenas.errors import CodenasError
-    from codenas.search.study import Budget, run
+    from codenas.search.objective import Budget
+    from codenas.search.study import run
 
     config = Config.from_dict(config_data, source=source)
     try:
@@ -96,12 +98,7 @@ def run_workers(
             running trial as failed in both stores).
     """
     from codenas.data import load_dataset
-    from codenas.search.study import (
-        StaleTrialHandler,
-        default_threads,
-        open_study,
-        storage_for,
-    )
+    from codenas.search.storage import StaleTrialHandler, open_study, storage_for
     from codenas.spaces import get_space
 
     n_trials = config.study.trials if n_trials is None else n_trials
@@ -111,12 +108,10 @@ def run_workers(
     space = get_space(config.space.name)(config.space)
     space.check_input(load_dataset(config.data).input_shape)
     study, created = open_study(config, storage)
-    if config.tracking.enabled:
-        from codenas.tracking import MlflowTracker
-
-        # Created here, once, so the workers never race to create the parent run; it also
-        # ends the run of a dead worker's trial when this process fails it as stale.
-        tracker = MlflowTracker(config, study, created=created)
+    # Created here, once, so the workers never race to create the parent run; it also ends the
+    # run of a dead worker's trial when this process fails it as stale.
+    tracker = make_tracker(config, study, created=created)
+    if tracker is not None:
         stale.hooks.append(tracker.trial_killed)
     start = len(study.trials)
     for params in enqueue:
@@ -227,12 +222,7 @@ def run_workers(
         raise KeyboardInterrupt
     import optuna
 
-    from codenas.search.study import front_reports, set_threads
-
-    study = optuna.load_study(study_name=study.study_name, storage=storage)
-    set_threads(default_threads())
-    front_reports(study, config, log=config.tracking.enabled, progress=progress)
-    return study
+    return optuna.load_study(study_name=study.study_name, storage=storage)
 
 
 class WorkerError(CodenasError):

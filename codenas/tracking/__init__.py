@@ -30,9 +30,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-from codenas.errors import StorageError
+from codenas.errors import StorageError, TrackingUnavailable
+from codenas.search.storage import CREATED_ATTR, worker_id
+from codenas.search.tracker import register_tracker
+from codenas.urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -44,26 +46,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 PARENT_ATTR = "codenas.mlflow_parent_run_id"
-CREATED_ATTR = "codenas.created_at"
 RUN_ATTR = "mlflow_run_id"
 STATUS_OF_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (database and http URLs alike)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        if parsed.password is not None:
-            return parsed.render_as_string(hide_password=True)
-        return url
-    except Exception:  # not a database URL
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -104,10 +88,6 @@ def default_artifact_location(tracking_uri: str) -> str | None:
         return None
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     return (db.resolve().parent / "mlartifacts").as_uri()
-
-
-class TrackingUnavailable(StorageError):
-    """The MLflow tracking backend stayed unreachable for longer than ``tracking.retry_for``."""
 
 
 _CAUSES = (
@@ -306,6 +286,7 @@ def create_run_once(client: Any, experiment_id: str, run_name: str, tags: Mappin
     return create()
 
 
+@register_tracker("mlflow")
 class MlflowTracker:
     """Logs a study to MLflow (see the module docstring).
 
@@ -668,13 +649,6 @@ class MlflowTracker:
         if self.uri.startswith(("http://", "https://")):
             return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
         return None
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process, recorded on every trial and run."""
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def codenas_experiments(tracking_uri: str) -> list[tuple[str, str]]:

@@ -56,7 +56,7 @@ def study_config(
         ConfigError: the study was not created by codenas, or a needed URL is still masked.
     """
     from codenas.config import Config
-    from codenas.search.study import stored_config
+    from codenas.search.storage import stored_config
 
     data = stored_config(study).to_dict()
     if storage:

@@ -28,7 +28,7 @@ class Searched:
     tracking: str
 
     def study(self) -> optuna.Study:
-        from codenas.search.study import load_study
+        from codenas.search.storage import load_study
 
         return load_study(self.config.study.name, self.storage)
 

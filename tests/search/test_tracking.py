@@ -7,7 +7,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from codenas.search.study import _stored_form
+from codenas.search.storage import _stored_form
 from codenas.tracking import (
     RetryingClient,
     TrackingUnavailable,
@@ -94,7 +94,7 @@ def test_create_run_once_creates_one_run(tmp_path) -> None:
 def test_reconcile_opens_and_ends_the_run_of_a_trial_that_never_had_one(tmp_path) -> None:
     import optuna
 
-    from codenas.search.study import open_study
+    from codenas.search.storage import open_study
     from codenas.tracking import MlflowTracker
 
     config = make_config(tmp_path, ["study.trials=1"])

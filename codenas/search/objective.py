@@ -1,0 +1,184 @@
+"""The Optuna objective of a codenas search, and the trial budget that workers share."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from codenas.config import Config
+from codenas.errors import TrackingUnavailable
+from codenas.search.storage import worker_id
+from codenas.spaces import Space, Spec
+from codenas.training.runtime import trial_seed
+
+if TYPE_CHECKING:
+    import optuna
+
+    from codenas.data import Dataset
+    from codenas.evaluation.evaluate import Evaluator
+    from codenas.search.early import CheckpointMonitor
+    from codenas.search.tracker import Tracker
+
+_TRACEBACK_CHARS = 4000
+
+
+def retry_of(trial: optuna.Trial) -> int | None:
+    """The number of the trial that ``trial`` re-runs after its worker died, if any."""
+    attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+    origin = attrs.get("failed_trial")
+    return None if origin is None else int(origin)
+
+
+class Objective:
+    """The Optuna objective: sample a spec, evaluate it, log it, return the objective values.
+
+    Any exception in sampling, building, training or the metrics is recorded on the trial
+    (``fail_reason`` and ``fail_traceback`` user attributes) before Optuna marks it FAIL. The
+    metrics reach MLflow before the values are returned, so a COMPLETE trial always has them
+    there; if MLflow stays unreachable, the trial fails and the study is stopped (``fatal``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        data: Dataset,
+        space: Space,
+        evaluator: Evaluator,
+        tracker: Tracker | None = None,
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.space = space
+        self.evaluator = evaluator
+        self.tracker = tracker
+        self.fatal: Exception | None = None
+        self.last_retry: int | None = None  # the trial the last call re-ran, if a retry
+
+    def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
+        """Prune a trial whose size already breaks a ``params`` constraint: no training needed."""
+        import optuna
+        import torch
+
+        from codenas.spaces import build_model
+        from codenas.training.loop import count_parameters
+
+        bounds = [c for c in self.config.constraints if c.metric == "params"]
+        if not bounds:
+            return
+        with torch.device("meta"):  # count without allocating the weights
+            params = count_parameters(build_model(spec))
+        broken = [c for c in bounds if c.violation(params) > 0]
+        if broken:
+            reason = f"infeasible before training: params={params} breaks {broken[0]}"
+            trial.set_user_attr("prune_reason", reason)
+            trial.set_user_attr("metrics", {"params": float(params)})
+            raise optuna.TrialPruned(reason)
+
+    def _checkpoint_monitor(self, trial: optuna.Trial) -> CheckpointMonitor | None:
+        """The epoch callback that stops a dominated trial, if early stopping is enabled."""
+        if not self.config.search.early_stopping.enabled:
+            return None
+        from codenas.search.early import CheckpointMonitor
+
+        return CheckpointMonitor(self.config, trial)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        import optuna
+
+        spec: Spec | None = None
+        origin = self.last_retry = retry_of(trial)
+        try:
+            trial.set_user_attr("worker", worker_id())
+            spec = self.space.sample(trial, self.data.input_shape, self.data.n_outputs)
+            trial.set_user_attr("spec", spec.to_dict())
+            if self.tracker is not None:
+                self.tracker.trial_started(trial, spec, origin)
+            self._check_static_constraints(trial, spec)
+            # Multi-objective early stopping (codenas/search/early.py): off by default.
+            monitor = self._checkpoint_monitor(trial)
+            result = self.evaluator.evaluate(
+                spec,
+                seed=trial_seed(self.config, trial, origin),
+                on_epoch_end=monitor,
+                checkpoint_metrics=monitor.coding_metrics if monitor is not None else (),
+                checkpoint_epochs=monitor.epochs if monitor is not None else None,
+            )
+            metrics = result.metrics
+            trial.set_user_attr("metrics", metrics)
+            if monitor is not None:
+                from codenas.search.early import CHECKPOINTS_ATTR
+
+                trial.set_user_attr(CHECKPOINTS_ATTR, monitor.table())
+            for constraint in self.config.constraints:
+                trial.set_constraint(
+                    str(constraint), constraint.violation(metrics[constraint.metric])
+                )
+            values = tuple(float(metrics[name]) for name in self.config.objective_names)
+            bad = [
+                n
+                for n, v in zip(self.config.objective_names, values, strict=True)
+                if not math.isfinite(v)
+            ]
+            if bad:
+                raise ValueError(f"objective {bad[0]!r} is {metrics[bad[0]]}")
+            if self.tracker is not None:
+                self.tracker.log_metrics(trial, metrics)
+            return values
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+            raise
+        except TrackingUnavailable as err:
+            trial.set_user_attr("fail_reason", f"TrackingUnavailable: {err}"[:2000])
+            if self.tracker is not None:
+                self.tracker.down = True
+            self.fatal = err
+            trial.study.stop()
+            raise
+        except Exception as err:
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:2000])
+            trial.set_user_attr("fail_traceback", traceback.format_exc()[-_TRACEBACK_CHARS:])
+            if self.tracker is not None and spec is None:
+                with contextlib.suppress(Exception):
+                    self.tracker.trial_started(trial, None, origin)
+            raise
+
+
+class Budget:
+    """How many more trials to start; shared between workers when ``value`` is shared.
+
+    A trial that re-runs one whose worker died (a retry) gives its ticket back: the budget
+    counts evaluations the user asked for, and a killed trial has already used one.
+
+    Args:
+        value: an ``int``, or a ``multiprocessing.Value("i")`` shared by several workers.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    @property
+    def left(self) -> int:
+        return int(self._value if isinstance(self._value, int) else self._value.value)
+
+    def take(self) -> bool:
+        if isinstance(self._value, int):
+            if self._value <= 0:
+                return False
+            self._value -= 1
+            return True
+        with self._value.get_lock():
+            if self._value.value <= 0:
+                return False
+            self._value.value -= 1
+            return True
+
+    def give_back(self) -> None:
+        if isinstance(self._value, int):
+            self._value += 1
+            return
+        with self._value.get_lock():
+            self._value.value += 1

@@ -1,0 +1,247 @@
+"""Optuna storages and studies: open, create, load, and the config a study was created with.
+
+A codenas study records its config (``codenas.config``, credentials masked) and objective names
+as study user attributes, so a worker can join it without its config file and a continued
+search is refused if it would measure something else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from codenas.config import Config
+from codenas.errors import (
+    ConfigError,
+    StorageError,
+    StudyMismatchError,
+    UnknownNameError,
+    unknown_name_message,
+)
+from codenas.urls import mask_url
+
+if TYPE_CHECKING:
+    import optuna
+
+CONFIG_ATTR = "codenas.config"
+OBJECTIVES_ATTR = "codenas.objectives"
+CREATED_ATTR = "codenas.created_at"
+
+_log = logging.getLogger(__name__)
+
+
+class StaleTrialHandler:
+    """Optuna's heartbeat callback for a trial whose worker died, plus codenas's own hooks.
+
+    It re-queues the trial with the same parameters (Optuna's
+    ``RetryHeartbeatStaleTrialCallback``, up to ``retries`` times), then calls each hook
+    (the MLflow tracker ends the trial's run as KILLED).
+    """
+
+    def __init__(self, retries: int) -> None:
+        import optuna
+        from optuna.exceptions import ExperimentalWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
+        self.hooks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._retry(study, trial)
+        for hook in self.hooks:
+            with contextlib.suppress(Exception):  # never let bookkeeping break the search
+                hook(study, trial)
+
+
+def make_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    stale_handler: StaleTrialHandler | None = None,
+) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (SQLite file, PostgreSQL, MySQL), checked to connect.
+
+    With ``heartbeat_interval``, running trials send heartbeats; a trial silent for
+    ``grace_period`` seconds (its worker died) becomes FAIL, and ``stale_handler`` re-queues it.
+    """
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from codenas.search import _sqlite
+
+    _sqlite.tune(url)
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several workers share one SQLite file: wait for the lock instead of failing at once.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    elif "://" in url:
+        engine_kwargs["pool_pre_ping"] = True
+    lock = _sqlite.lock_path(url)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            if lock is not None:
+                return _sqlite.LockedSQLiteStorage(
+                    url,
+                    lock,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=stale_handler if heartbeat_interval else None,
+                )
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=stale_handler if heartbeat_interval else None,
+            )
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise StorageError(f"cannot open Optuna storage {mask_url(url)!r}: {reason}") from None
+
+
+def storage_for(
+    config: Config, stale_handler: StaleTrialHandler | None = None
+) -> optuna.storages.BaseStorage:
+    """The storage of ``config``, with heartbeats so a dead worker's trial is retried."""
+    s = config.study
+    return make_storage(
+        s.storage,
+        heartbeat_interval=s.heartbeat_interval,
+        grace_period=s.grace_period,
+        stale_handler=stale_handler or StaleTrialHandler(s.retries),
+    )
+
+
+def _diff(stored: Any, given: Any, prefix: str = "") -> list[str]:
+    if isinstance(stored, dict) and isinstance(given, dict):
+        out: list[str] = []
+        for key in sorted(set(stored) | set(given)):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in stored:
+                out.append(f"{name}: not in the stored config")
+            elif key not in given:
+                out.append(f"{name}: missing from the given config")
+            else:
+                out.extend(_diff(stored[key], given[key], name))
+        return out
+    if stored != given:
+        return [f"{prefix}: stored {stored!r}, given {given!r}"]
+    return []
+
+
+def check_study_config(study: optuna.Study, config: Config) -> None:
+    """Raise :class:`StudyMismatchError` unless ``config`` measures what ``study`` measured."""
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    where = f"study {study.study_name!r}"
+    if stored is None:
+        raise StudyMismatchError(
+            f"{where} exists but was not created by codenas; use --study to pick another name"
+        )
+    try:
+        stored_cfg = Config.from_dict(stored, source=f"{where} (stored config)")
+        stored_problem = stored_cfg.problem()
+    except Exception:  # a config stored by another codenas version: compare the raw dicts
+        stored_problem = {k: v for k, v in stored.items() if k not in ("study", "tracking")}
+    diffs = _diff(stored_problem, json.loads(json.dumps(config.problem())))
+    if diffs:
+        shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+        raise StudyMismatchError(
+            f"{where} was created with a different config ({shown}); continue it with the "
+            "same config, or start a new study with --study NEW_NAME"
+        )
+
+
+def _stored_form(config: Config) -> dict[str, Any]:
+    """The config as stored on the study: credentials in URLs masked."""
+    data = config.to_dict()
+    data["study"]["storage"] = mask_url(data["study"]["storage"])
+    data["tracking"]["uri"] = mask_url(data["tracking"]["uri"])
+    return data
+
+
+def open_study(
+    config: Config,
+    storage: optuna.storages.BaseStorage | None = None,
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    wait: float = 30.0,
+) -> tuple[optuna.Study, bool]:
+    """Create the study of ``config``, or load it if it exists and matches.
+
+    Creation is atomic in the storage, so among workers starting together exactly one creates
+    the study; the others wait (up to ``wait`` seconds) for it to record its config.
+
+    Returns:
+        ``(study, created)``: ``created`` is true for the one process that created it.
+    """
+    import time
+
+    import optuna
+
+    storage = storage if storage is not None else storage_for(config)
+    name = config.study.name
+    try:
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            directions=config.directions,
+            sampler=sampler,
+            load_if_exists=False,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        deadline = time.monotonic() + wait
+        while CONFIG_ATTR not in study.user_attrs and not study.trials:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        check_study_config(study, config)
+        return study, False
+    study.set_user_attr(OBJECTIVES_ATTR, config.objective_names)
+    study.set_user_attr(CREATED_ATTR, time.time())
+    study.set_user_attr(CONFIG_ATTR, _stored_form(config))  # last: others wait for it
+    return study, True
+
+
+def load_study(study_name: str | None, storage_url: str) -> optuna.Study:
+    """Load an existing study; with ``study_name=None``, the storage's only study."""
+    import optuna
+
+    storage = make_storage(storage_url)
+    names = optuna.get_all_study_names(storage)
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        else:
+            listing = ", ".join(names) if names else "none"
+            raise ConfigError(
+                f"{storage_url}: name the study with --study (studies there: {listing})"
+            )
+    if study_name not in names:
+        raise UnknownNameError(unknown_name_message(f"study in {storage_url}", study_name, names))
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def stored_config(study: optuna.Study) -> Config:
+    """The config a codenas study was created with."""
+    raw = study.user_attrs.get(CONFIG_ATTR)
+    if raw is None:
+        raise ConfigError(f"study {study.study_name!r} was not created by codenas")
+    return Config.from_dict(raw, source=f"study {study.study_name!r}")
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, recorded on every trial (and its MLflow run)."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
