@@ -159,7 +159,7 @@ class Evaluator:
         Returns:
             ``(values, layers)``: the flat metric dict and the ``(n_samples, n_units)`` arrays.
         """
-        from codenas.evaluation.early_score import DERIVED, derived_needs
+        from codenas.metrics.derived import DERIVED, derived_needs
 
         layers = capture_activations(model, self.sample_x)
         values: dict[str, float] = compute_metrics(

@@ -20,8 +20,7 @@ from codenas.decisions.transfer import (
     write_spec_file,
 )
 from codenas.errors import ConfigError
-from codenas.search.storage import CONFIG_ATTR
-from codenas.search.storage import _stored_form
+from codenas.search.storage import CONFIG_ATTR, _stored_form
 from codenas.spaces import MLPSpec
 from tests.conftest import make_config
 from tests.search._picking import searched_study, trained_run
