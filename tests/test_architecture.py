@@ -92,3 +92,23 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
     assert "codenas.metrics.capacity -> codenas.decisions.picking" in result.stdout
+
+
+def test_moved_names_still_resolve_on_codenas_search_with_a_deprecation_warning() -> None:
+    import warnings
+
+    import codenas
+    import codenas.decisions
+    import codenas.evaluation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the search layer's own names do not warn
+        assert callable(codenas.search.run) and callable(codenas.search.front)
+    for name, home in (("pick", codenas.decisions), ("rank_early", codenas.evaluation)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(codenas.search, name) is getattr(home, name)
+        assert any(
+            issubclass(w.category, DeprecationWarning) and home.__name__ in str(w.message)
+            for w in caught
+        )

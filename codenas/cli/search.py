@@ -104,7 +104,7 @@ def _search_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _seed(config: Any, args: argparse.Namespace, source: str) -> None:
-    from codenas.decisions.transfer import describe_seed, seed_search
+    from codenas.decisions.seeding import describe_seed, seed_search
     from codenas.search.storage import load_study
 
     storage = args.seed_storage or config.study.storage

@@ -11,11 +11,10 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from codenas.cli import main
+from codenas.decisions.seeding import enqueue_seeds, seeds_from
 from codenas.decisions.transfer import (
     dump_spec_file,
-    enqueue_seeds,
     load_spec_file,
-    seeds_from,
     train_config,
     write_spec_file,
 )
