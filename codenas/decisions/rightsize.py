@@ -42,6 +42,9 @@ parameters (``depth`` = the new number of layers, ``width`` = the widest new lay
 into the space's range) and the exact widths in the trial user attribute ``widths`` (``mlp``)
 or ``channels`` (``cnn``), which the space's ``sample`` honours. Running it puts the smaller
 network on the same front as the original.
+
+One rule and its inputs in one file (about 500 lines): the per-layer usage, where it is read
+from (recorded metrics, or the network re-trained), the plan, and the proposal queued.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The figures of a neural-code report (matplotlib), each with its one-sentence reading guide."""
+"""The figures of a neural-code report (matplotlib), each with its one-sentence reading guide.
+
+Every figure of the report in one file (about 410 lines): they share the layout helpers, the
+unit ordering and the reading-guide convention.
+"""
 
 from __future__ import annotations
 
