@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 
 from codenas.metrics._validation import as_layers
 from codenas.metrics.capacity import dead_fraction, effective_rank, shared_spectra
-from codenas.metrics.redundancy import linear_cka
+from codenas.metrics.redundancy import _cka, _self_similarity
 
 
 def layer_code(layers: Sequence[ArrayLike]) -> list[dict[str, Any]]:
@@ -31,16 +31,22 @@ def layer_code(layers: Sequence[ArrayLike]) -> list[dict[str, Any]]:
         never active), ``effective_rank`` (in [1, width], Roy & Vetterli 2007) and
         ``cka_previous`` (linear CKA with the layer before, in [0, 1]; ``None`` for layer 0).
     """
-    checked = as_layers(layers, metric="layer_code", keep_float=True)
+    # Each layer is centred and its self-similarity computed once, as in ``cka_matrix``; each
+    # consecutive pair then costs one cross product.
+    centred = as_layers(layers, metric="layer_code", centred=True)
+    norms = [_self_similarity(x) for x in centred]
     out: list[dict[str, Any]] = []
     with shared_spectra():
         for k, acts in enumerate(layers):
+            cka = None
+            if k > 0:
+                cka = _cka(centred[k - 1], centred[k], norms[k - 1], norms[k])
             out.append(
                 {
-                    "width": int(np.shape(checked[k])[1]),
+                    "width": int(np.shape(centred[k])[1]),
                     "dead_fraction": dead_fraction(acts),
                     "effective_rank": effective_rank(acts),
-                    "cka_previous": None if k == 0 else linear_cka(layers[k - 1], acts),
+                    "cka_previous": cka,
                 }
             )
     return out
