@@ -113,6 +113,14 @@ def test_a_full_rank_saturated_layer_is_widened_and_deepened() -> None:
     assert rules.widen(low) is None and rules.deepen(low) is None
 
 
+def test_one_unit_steps_are_not_worth_a_trial() -> None:
+    sampler = CodeSampler(min_change=0.1)
+    usage = [rules.LayerUsage(width=40, effective_rank=25.0, dead_fraction=0.0)]
+    assert not sampler._big_enough(usage, rules.Move("shrink", (38,), "", {}))
+    assert sampler._big_enough(usage, rules.Move("shrink", (36,), "", {}))
+    assert sampler._big_enough(usage, rules.Move("deepen", (40, 40), "", {}))
+
+
 def test_malformed_layer_code_is_no_signal() -> None:
     assert usage_from_attr(None) is None
     assert usage_from_attr([]) is None

@@ -193,6 +193,8 @@ class CodeSampler(BaseSampler):
         move_probability: chance that a trial after the warm start is a move (when one is
             available), in [0, 1]; 0 makes the sampler its base sampler after the warm start.
         moves: the rules in use, a subset of ``shrink``, ``drop``, ``widen``, ``deepen``.
+        min_change: a shrink or widen must change the total number of hidden units by at
+            least this share, in [0, 1) (no trials spent on one-unit steps).
         accuracy_objective: index or name of the objective whose limit ``deepen`` answers
             (default: the first maximised objective); deepening is proposed only from the
             front member best on it.
@@ -221,6 +223,7 @@ class CodeSampler(BaseSampler):
         grow_factor: float = rules.DEFAULT_GROW_FACTOR,
         move_probability: float = 0.5,
         moves: Sequence[str] = rules.RULES,
+        min_change: float = 0.1,
         accuracy_objective: int | str | None = None,
         min_width: int = 1,
         min_depth: int | None = None,
@@ -243,6 +246,7 @@ class CodeSampler(BaseSampler):
                 "grow_factor": grow_factor,
                 "move_probability": move_probability,
                 "moves": moves,
+                "min_change": min_change,
                 "min_width": min_width,
                 "warm_start_candidates": warm_start_candidates,
                 "warm_start_trials": warm_start_trials,
@@ -257,6 +261,7 @@ class CodeSampler(BaseSampler):
         self.grow_factor = float(grow_factor)
         self.move_probability = float(move_probability)
         self.moves = tuple(moves)
+        self.min_change = float(min_change)
         self.accuracy_objective = accuracy_objective
         self.min_width = int(min_width)
         self.min_depth = min_depth
@@ -426,7 +431,7 @@ class CodeSampler(BaseSampler):
         for parent, usage in parents:
             for rule in rng.permutation(self.moves):
                 move = self._apply(str(rule), parent, usage, best)
-                if move is None:
+                if move is None or not self._big_enough(usage, move):
                     continue
                 params = self._params(parent, move.widths)
                 if params is None:
@@ -444,6 +449,12 @@ class CodeSampler(BaseSampler):
                     self.widths_attr: list(move.widths),
                 }
         return None
+
+    def _big_enough(self, usage: Sequence[LayerUsage], move: Move) -> bool:
+        if len(move.widths) != len(usage):
+            return True  # a layer removed or added
+        before = sum(u.width for u in usage)
+        return abs(sum(move.widths) - before) >= self.min_change * before
 
     def _bounds(self, parent: FrozenTrial) -> tuple[int, int | None, int | None]:
         depth = parent.distributions.get(self.depth_param)
@@ -519,6 +530,7 @@ _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, (list, tuple)) and all(m in rules.RULES for m in v),
         f"a list of rules from {', '.join(rules.RULES)}",
     ),
+    "min_change": (lambda v: _num(v) and 0.0 <= v < 1.0, "0 <= min_change < 1 must hold"),
     "min_width": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "warm_start": (lambda v: isinstance(v, bool), "true or false"),
     "warm_start_candidates": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
