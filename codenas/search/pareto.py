@@ -111,8 +111,10 @@ def spec_summary(spec: dict[str, Any]) -> str:
 
 
 def format_table(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
-    """A plain-text table: trial, state, each objective, run id, spec."""
-    header = ["trial", "state", *names, "mlflow_run_id", "spec"]
+    """A plain-text table: trial, state, each objective, run id, spec (and lineage, when a
+    code sampler proposed some of the rows)."""
+    lineage = any(r.lineage for r in rows)
+    header = ["trial", "state", *names, "mlflow_run_id", "spec", *(["lineage"] if lineage else [])]
     body = [
         [
             str(r.trial),
@@ -120,6 +122,7 @@ def format_table(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
             *(_fmt(r.values.get(n, float("nan"))) for n in names),
             (r.mlflow_run_id or "-")[:12],
             spec_summary(r.spec),
+            *([r.lineage or "-"] if lineage else []),
         ]
         for r in rows
     ]
@@ -139,7 +142,10 @@ def to_json(rows: Sequence[FrontRow]) -> str:
 def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["trial", "state", *names, "mlflow_run_id", "spec"])
+    lineage = any(r.lineage for r in rows)
+    writer.writerow(
+        ["trial", "state", *names, "mlflow_run_id", "spec", *(["lineage"] if lineage else [])]
+    )
     for r in rows:
         writer.writerow(
             [
@@ -148,6 +154,7 @@ def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
                 *(r.values.get(n) for n in names),
                 r.mlflow_run_id or "",
                 json.dumps(r.spec),
+                *([r.lineage] if lineage else []),
             ]
         )
     return buf.getvalue()

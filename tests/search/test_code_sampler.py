@@ -311,6 +311,10 @@ def test_codenas_search_with_the_code_sampler_end_to_end(
     rows = json.loads(capsys.readouterr().out)
     by_trial = {t.number: t for t in study.trials}
     assert rows and all(r["lineage"] == lineage(by_trial[r["trial"]].user_attrs) for r in rows)
+    assert main(["front", "--study", "code", "--storage", storage]) == 0
+    table = capsys.readouterr().out
+    assert "lineage" in table.splitlines()[1]
+    assert all(r["lineage"] in table for r in rows)
 
 
 def test_bad_sampler_option_is_one_line_and_exit_2(
