@@ -243,6 +243,26 @@ def test_plain_optuna_contract_moves_are_built_and_their_lineage_recorded(
     assert all(len(t.user_attrs[LAYERS_ATTR]) == len(t.user_attrs["built"]) for t in trials)
 
 
+def test_a_failing_score_never_stops_the_search() -> None:
+    def score(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5.0, 5.0)
+        if x < 0:
+            raise RuntimeError("cannot build")
+        return -x
+
+    def broken(trial: optuna.Trial) -> float:
+        raise RuntimeError("always")
+
+    for fn, warm in ((score, True), (broken, False)):
+        sampler = CodeSampler(seed=0, warm_start=fn, warm_start_candidates=10, warm_start_trials=1)
+        study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+        study.optimize(plain, n_trials=3)
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+        assert (study.trials[0].user_attrs.get(RULE_ATTR) == "warm_start") is warm
+        if warm:
+            assert study.trials[0].params["x"] >= 0
+
+
 def test_the_one_private_optuna_access_still_works(tmp_path: Path) -> None:
     """Fails loudly when a new Optuna changes what set_trial_user_attrs relies on."""
     seen = {}

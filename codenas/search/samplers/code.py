@@ -46,6 +46,8 @@ from codenas.search.samplers.moves import LayerUsage, Move, usage_from_attr
 if TYPE_CHECKING:
     from optuna.study import Study
 
+_LOG = optuna.logging.get_logger(__name__)
+
 LAYERS_ATTR = "code.layers"
 RULE_ATTR = "code.rule"
 PARENT_ATTR = "code.parent"
@@ -164,14 +166,24 @@ def rank_candidates(
     scratch = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     params: list[dict[str, Any]] = []
     scores: list[list[float]] = []
+    first_error: Exception | None = None
     for _ in range(n_candidates):
         trial = scratch.ask()
-        value = score(trial)
+        try:
+            value = score(trial)
+        except Exception as err:  # a candidate the score cannot build is not a candidate
+            first_error = first_error or err
+            continue
         row = [float(value)] if np.isscalar(value) else [float(v) for v in value]  # type: ignore[union-attr]
         if not all(math.isfinite(v) for v in row):
             continue
         params.append(dict(trial.params))
         scores.append(row)
+    if first_error is not None:
+        _LOG.warning(
+            f"CodeSampler warm start: {n_candidates - len(scores)} of {n_candidates} candidates "
+            f"could not be scored (first: {type(first_error).__name__}: {first_error})"
+        )
     if not scores:
         return []
     return [{"params": params[i], "score": scores[i]} for i in select_spread(scores, k)]
@@ -316,7 +328,14 @@ class CodeSampler(BaseSampler):
         self._base.before_trial(study, trial)
         if trial.system_attrs.get("fixed_params") or RULE_ATTR in trial.user_attrs:
             return  # enqueued by the user (or a retry): its parameters are already decided
-        attrs = self.decide(study, trial)
+        try:
+            attrs = self.decide(study, trial)
+        except Exception as err:  # a broken score or odd stored values must not stop a search
+            _LOG.warning(
+                f"CodeSampler: trial {trial.number} uses the base sampler: could not decide a "
+                f"move or warm start ({type(err).__name__}: {err})"
+            )
+            return
         if attrs:
             set_trial_user_attrs(study, trial, attrs)
 
