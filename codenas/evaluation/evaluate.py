@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,7 @@ class Evaluator:
         on_epoch_end: EpochCallback | None = None,
         checkpoint_metrics: Sequence[str] = (),
         checkpoint_epochs: Container[int] | None = None,
+        init: Callable[[nn.Module], None] | None = None,
     ) -> Evaluation:
         """Build ``spec`` under ``seed``, train it briefly, and compute every metric.
 
@@ -116,12 +117,17 @@ class Evaluator:
             checkpoint_metrics: metric names to measure at checkpoints; keep them cheap
                 (``codenas.search.early.CHECKPOINT_METRICS``).
             checkpoint_epochs: the epochs at which to measure them (default: every epoch).
+            init: called with the freshly built module before training, to set its weights
+                (the code sampler's optional weight inheritance); default: the seeded
+                initialisation.
 
         The returned metrics include ``time/checkpoints`` when ``on_epoch_end`` is given; that
         time is also part of ``time/train``, as the callbacks run inside the training loop.
         """
         torch.manual_seed(seed)
         model = build_model(spec)
+        if init is not None:
+            init(model)
         params = count_parameters(model)
         callback = on_epoch_end
         spent = [0.0]

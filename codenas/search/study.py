@@ -337,6 +337,9 @@ class Objective:
         self.tracker = tracker
         self.fatal: Exception | None = None
         self.last_retry: int | None = None  # the trial the last call re-ran, if a retry
+        from codenas.search.samplers.driver import inheritance_of
+
+        self.inheritance = inheritance_of(config)
 
     def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
         """Prune a trial whose size already breaks a ``params`` constraint: no training needed."""
@@ -383,13 +386,18 @@ class Objective:
             self._check_static_constraints(trial, spec)
             # Multi-objective early stopping (codenas/search/early.py): off by default.
             monitor = self._checkpoint_monitor(trial)
+            # The code sampler's optional weight inheritance (off by default): docs/sampler.md.
+            inherit = self.inheritance
             result = self.evaluator.evaluate(
                 spec,
                 seed=trial_seed(self.config, trial, origin),
                 on_epoch_end=monitor,
                 checkpoint_metrics=monitor.coding_metrics if monitor is not None else (),
                 checkpoint_epochs=monitor.epochs if monitor is not None else None,
+                init=inherit.initialiser(trial, spec, self.evaluator.sample_x) if inherit else None,
             )
+            if inherit is not None:
+                inherit.save(trial, result.train.model)
             metrics = result.metrics
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr(LAYERS_ATTR, result.code_layers)  # what CodeSampler reads

@@ -365,3 +365,60 @@ def test_two_workers_share_the_warm_start_and_the_moves(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     study = check_code_study(tmp_path, 6)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+# ----------------------------------------------------------------------------- inheritance
+
+
+def net(widths: tuple[int, ...], seed: int = 0, n_in: int = 6) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(MLPSpec(input_shape=(n_in,), n_outputs=3, widths=widths))
+
+
+def moved(parent: torch.nn.Module, widths: tuple[int, ...], rule: str, **kw) -> torch.nn.Module:
+    from codenas.search.samplers import inherit
+
+    layers = inherit.mlp_layers(parent.state_dict(), len(parent.hidden_layers))
+    child = net(widths, seed=1)
+    child.load_state_dict(inherit.mlp_state(inherit.transform(layers, rule, widths, **kw)))
+    return child
+
+
+@torch.no_grad()
+def test_inherited_weights_preserve_the_parent_function_where_the_move_allows() -> None:
+    x = torch.randn(200, 6)
+    parent = net((8, 8))
+    # Net2WiderNet and Net2DeeperNet (ReLU) are exact.
+    wide = moved(parent, (16, 12), "widen", rng=np.random.default_rng(0), noise=0.0)
+    torch.testing.assert_close(wide(x), parent(x))
+    torch.testing.assert_close(moved(parent, (8, 8, 8), "deepen")(x), parent(x))
+    # Cutting dead units changes nothing; the live ones are the ones kept.
+    with_dead = net((10, 8))
+    with_dead.hidden_layers[0][0].bias[6:] = -100.0  # units 6..9 never fire
+    acts = capture_activations(with_dead, x)
+    small = moved(with_dead, (6, 8), "shrink", acts=acts)
+    torch.testing.assert_close(small(x), with_dead(x))
+    # Folding a layer that stays in its linear region into the next is exact too.
+    linear_mid = net((8, 8, 8))
+    linear_mid.hidden_layers[1][0].bias.fill_(100.0)
+    folded = moved(linear_mid, (8, 8), "drop", values={"cka_previous/layer_1": 0.99})
+    torch.testing.assert_close(folded(x), linear_mid(x), rtol=1e-4, atol=1e-3)
+
+
+def test_codenas_search_can_inherit_weights(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codenas.cli import main
+
+    args = cli_args(workdir, 4)
+    options = "study.sampler_options={move_probability: 1.0, warm_start_trials: 2}"
+    args[args.index(options)] = (
+        "study.sampler_options={move_probability: 1.0, warm_start_trials: 2, inherit: true, "
+        f"inherit_store: {workdir / 'weights'}}}"
+    )
+    assert main(args) == 0
+    trials = check_code_study(workdir, 4).trials
+    assert all("code.weights" in t.user_attrs for t in trials)
+    for t in trials[2:]:
+        assert t.user_attrs["code.inherited"] is True, t.user_attrs.get("code.inherit_reason")
+    assert len(list((workdir / "weights").iterdir())) == 4

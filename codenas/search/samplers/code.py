@@ -558,6 +558,8 @@ _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (isinstance(v, (int, str)) and not isinstance(v, bool)),
         "an objective name or index",
     ),
+    "inherit": (lambda v: isinstance(v, bool), "true or false"),
+    "inherit_store": (lambda v: isinstance(v, str) and bool(v.strip()), "a directory path"),
     "base": (lambda v: v in BASE_SAMPLERS, f"one of {', '.join(BASE_SAMPLERS)}"),
     "base_options": (lambda v: isinstance(v, Mapping), "a mapping of the base sampler's options"),
 }

@@ -9,6 +9,7 @@ from codenas.search.samplers.code import CodeSampler, check_options, make_base_s
 if TYPE_CHECKING:
     from codenas.config import Config
     from codenas.data import Dataset
+    from codenas.search.samplers.inherit import Inheritance
     from codenas.spaces import Space
 
 WIDTH_ATTRS = {"mlp": "widths", "cnn": "channels"}
@@ -31,6 +32,8 @@ def code_sampler(
         str(options.pop("base", "tpe")), seed, options.pop("base_options", None)
     )
     warm = bool(options.pop("warm_start", True))
+    options.pop("inherit", None)  # the objective's business: inheritance_of
+    options.pop("inherit_store", None)
     accuracy = options.pop("accuracy_objective", None)
     names = list(config.objective_names)
     if accuracy is None and "val_accuracy" in names:
@@ -62,3 +65,13 @@ def code_sampler(
         warm_start_seed=int(config.study.seed),
         **options,
     )
+
+
+def inheritance_of(config: Config) -> Inheritance | None:
+    """The weight store of ``study.sampler_options.inherit: true`` (code sampler), else ``None``."""
+    options = config.study.sampler_options
+    if config.study.sampler != "code" or not options.get("inherit", False):
+        return None
+    from codenas.search.samplers.inherit import Inheritance
+
+    return Inheritance(str(options.get("inherit_store", "codenas-weights")))
