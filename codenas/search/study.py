@@ -43,6 +43,14 @@ def sampler_seed(base: int, *salt: int) -> int:
     return int(np.random.SeedSequence([base & 0xFFFFFFFF, *salt]).generate_state(1)[0])
 
 
+def check_sampler(config: Config) -> None:
+    """Refuse bad ``study.sampler_options`` before a study is opened or created."""
+    if config.study.sampler == "code":
+        from codenas.search.samplers.code import check_options
+
+        check_options(config.study.sampler_options)
+
+
 def make_sampler(
     config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
 ) -> optuna.samplers.BaseSampler:
@@ -140,6 +148,7 @@ def run(
     from codenas.search.early import check_early_stopping
 
     check_early_stopping(config)
+    check_sampler(config)
     stale = StaleTrialHandler(config.study.retries)
     storage = storage_for(config, stale)
     space = get_space(config.space.name)(config.space)

@@ -349,6 +349,10 @@ def test_bad_sampler_option_is_one_line_and_exit_2(
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "study.sampler_options.margin" in err[0]
+    # refused before any study was created in the storage
+    db = workdir / "optuna.db"
+    assert any(a == f"study.storage=sqlite:///{db}" for a in args)
+    assert not db.exists() or optuna.get_all_study_names(f"sqlite:///{db}") == []
 
 
 @pytest.mark.slow
