@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import TrackingUnavailable
+from codenas.search.samplers import code as code_sampler
+from codenas.search.samplers import lineage
 from codenas.search.storage import CREATED_ATTR, worker_id
 from codenas.search.tracker import register_tracker
 from codenas.urls import mask_url
@@ -210,6 +212,7 @@ class MlflowTracker:
                 extra["codenas.retry_of_run"] = origin
         if spec is not None:
             extra["codenas.spec"] = spec.to_json()
+        extra.update(self._lineage_tags(trial.user_attrs))
         run_id = self._open_run(trial.number, worker_id(), extra)
         params = dict(trial.params)
         if spec is not None:
@@ -217,6 +220,24 @@ class MlflowTracker:
         self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
         trial.set_user_attr(RUN_ATTR, run_id)
         return run_id
+
+    def _lineage_tags(self, attrs: Mapping[str, Any]) -> dict[str, str]:
+        """Tags saying which code-sampler rule proposed a trial, from which trial and run, and
+        the code values behind it (``codenas.lineage`` = ``shrink<-#12`` in the runs table)."""
+        rule = attrs.get(code_sampler.RULE_ATTR)
+        if not rule:
+            return {}
+        tags = {"codenas.rule": str(rule), "codenas.lineage": lineage(dict(attrs))}
+        parent = attrs.get(code_sampler.PARENT_ATTR)
+        if parent is not None:
+            tags["codenas.parent_trial"] = str(parent)
+            parent_run = self._runs.get(int(parent)) or self._run_of_trial(int(parent))
+            if parent_run:
+                tags["codenas.parent_run"] = parent_run
+        if attrs.get(code_sampler.REASON_ATTR):
+            # MLflow caps a tag at 8,000 characters
+            tags["codenas.reason"] = str(attrs[code_sampler.REASON_ATTR])[:5000]
+        return tags
 
     def _run_of_trial(self, number: int) -> str | None:
         try:

@@ -426,3 +426,33 @@ def test_codenas_search_can_inherit_weights(
     for t in trials[2:]:
         assert t.user_attrs["code.inherited"] is True, t.user_attrs.get("code.inherit_reason")
     assert len(list((workdir / "weights").iterdir())) == 4
+
+
+@pytest.mark.slow
+def test_proposals_and_their_lineage_are_tagged_in_mlflow(workdir: Path) -> None:
+    from mlflow import MlflowClient
+
+    from codenas.cli import main
+
+    args = cli_args(workdir, 5)
+    args[args.index("tracking.enabled=false")] = f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}"
+    args += ["--set", "tracking.report=false"]
+    assert main(args) == 0
+    study = optuna.load_study(study_name="code", storage=f"sqlite:///{workdir / 'optuna.db'}")
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = {
+        r.data.tags.get("codenas.trial_number"): r
+        for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+    }
+    moved = [t for t in study.trials if t.user_attrs.get("code.parent") is not None]
+    assert moved, "move_probability=1 after the warm start: some trial was a move"
+    for trial in moved:
+        tags = runs[str(trial.number)].data.tags
+        parent = trial.user_attrs["code.parent"]
+        assert tags["codenas.rule"] == trial.user_attrs["code.rule"]
+        assert tags["codenas.lineage"] == f"{trial.user_attrs['code.rule']}<-#{parent}"
+        assert tags["codenas.parent_trial"] == str(parent)
+        assert tags["codenas.parent_run"] == study.trials[parent].user_attrs["mlflow_run_id"]
+        assert tags["codenas.reason"] == trial.user_attrs["code.reason"]
+    warm = [t for t in study.trials if t.user_attrs.get("code.rule") == "warm_start"]
+    assert warm and runs[str(warm[0].number)].data.tags["codenas.rule"] == "warm_start"
