@@ -19,9 +19,14 @@ from codenas.metrics.capacity import (
     participation_ratio,
     twonn_dimension,
 )
-from codenas.metrics.capture import capture_activations
-from codenas.metrics.codes import activation_code_logdet, naswot, unique_codes_fraction
-from codenas.metrics.compute import compute_metrics
+from codenas.metrics.capture import Captured, capture_activations, capture_layers
+from codenas.metrics.codes import (
+    activation_code_logdet,
+    naswot,
+    naswot_channel_mean,
+    unique_codes_fraction,
+)
+from codenas.metrics.compute import compute_metrics, reads_codes
 from codenas.metrics.disentanglement import (
     dci,
     dci_forest,
@@ -52,11 +57,13 @@ from codenas.metrics.registry import (
 
 __all__ = [
     "METRICS",
+    "Captured",
     "MetricInfo",
     "activation_code_logdet",
     "all_outputs",
     "capacity_usage",
     "capture_activations",
+    "capture_layers",
     "cka_matrix",
     "class_selectivity",
     "compute_metrics",
@@ -76,7 +83,9 @@ __all__ = [
     "modularity_from_mi",
     "mutual_information_matrix",
     "naswot",
+    "naswot_channel_mean",
     "participation_ratio",
+    "reads_codes",
     "register_metric",
     "register_run_metric",
     "sap",
