@@ -11,6 +11,7 @@ with :func:`register_metric` in the file of its family and import that file here
 - :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes.
 """
 
+from codenas.metrics._common import discrete_entropy
 from codenas.metrics.capacity import (
     capacity_usage,
     dead_fraction,
@@ -71,6 +72,7 @@ __all__ = [
     "dci_forest",
     "dci_from_importance",
     "dead_fraction",
+    "discrete_entropy",
     "effective_rank",
     "get_metric",
     "hoyer_sparsity",
