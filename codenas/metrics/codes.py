@@ -34,16 +34,19 @@ _GRAM_CHUNK = 2**18
 """Columns per float32 product (counts below 2^24 are exact in float32; 128 MiB a batch)."""
 
 
-def _batch_logdet(codes: NDArray[np.bool_], ridge: float) -> float:
+def _batch_logdet(layers: Sequence[NDArray[np.bool_]], ridge: float) -> float:
     # K_H[i, j] = units where codes i and j agree = N_A - Hamming(c_i, c_j)
     #           = N_A - s_i - s_j + 2 c_i . c_j,  s_i = |c_i|.
-    # One float32 product per column chunk (a per-position CNN code has 10^5 units), chunks
-    # small enough that every partial sum is an exact integer, accumulated in float64.
-    m, n_units = codes.shape
+    # The kernel is a sum over units, so the layers' Gram matrices add up without joining the
+    # codes. One float32 product per column chunk (a per-position CNN code has 10^5 units),
+    # chunks small enough that every partial sum is an exact integer, accumulated in float64.
+    m = layers[0].shape[0]
+    n_units = sum(codes.shape[1] for codes in layers)
     gram = np.zeros((m, m), dtype=np.float64)
-    for start in range(0, n_units, _GRAM_CHUNK):
-        block = codes[:, start : start + _GRAM_CHUNK].astype(np.float32)
-        gram += block @ block.T
+    for codes in layers:
+        for start in range(0, codes.shape[1], _GRAM_CHUNK):
+            block = codes[:, start : start + _GRAM_CHUNK].astype(np.float32)
+            gram += block @ block.T
     ones = np.diag(gram)  # s_i = c_i . c_i
     k = n_units - ones[:, None] - ones[None, :] + 2.0 * gram
     if ridge:
@@ -66,12 +69,13 @@ def _check_options(batch_size: int, ridge: float, metric: str) -> None:
         raise ValueError(f"{metric}: `ridge >= 0` must hold, got {ridge=}")
 
 
-def _code_logdet(codes: NDArray[np.bool_], *, batch_size: int, ridge: float) -> float:
-    n = codes.shape[0]
+def _code_logdet(layers: Sequence[NDArray[np.bool_]], *, batch_size: int, ridge: float) -> float:
+    """The score of the codes of ``layers`` (same rows) taken together, batch by batch."""
+    n = layers[0].shape[0]
     if n <= batch_size:
-        return _batch_logdet(codes, ridge)
+        return _batch_logdet(layers, ridge)
     scores = [
-        _batch_logdet(codes[start : start + batch_size], ridge)
+        _batch_logdet([codes[start : start + batch_size] for codes in layers], ridge)
         for start in range(0, n - batch_size + 1, batch_size)
     ]
     return float(np.mean(scores))
@@ -120,7 +124,7 @@ def activation_code_logdet(
     """
     _check_options(batch_size, ridge, "activation_code_logdet")
     a = as_activations(acts, metric="activation_code_logdet", keep_float=True)
-    return _code_logdet(_binarise(a, threshold), batch_size=batch_size, ridge=ridge)
+    return _code_logdet([_binarise(a, threshold)], batch_size=batch_size, ridge=ridge)
 
 
 @register_metric("naswot", direction="maximize", scope="network", reads="codes")
@@ -157,9 +161,10 @@ def _network_logdet(
     layers: Sequence[ArrayLike], metric: str, threshold: float, batch_size: int, ridge: float
 ) -> float:
     _check_options(batch_size, ridge, metric)
-    # Threshold layer by layer and join the bits: no float copy of the whole network.
+    # Threshold layer by layer (boolean codes as they are) and add the layers' kernels: no copy
+    # of the whole network's codes.
     arrays = as_layers(layers, metric=metric, keep_float=True)
-    codes = np.concatenate([_binarise(a, threshold) for a in arrays], axis=1)
+    codes = [_binarise(a, threshold) for a in arrays]
     return _code_logdet(codes, batch_size=batch_size, ridge=ridge)
 
 
