@@ -18,7 +18,7 @@ from torch import nn
 from codenas.config import Config
 from codenas.config.objectives import check_against_dataset
 from codenas.data import Dataset
-from codenas.metrics import capture_activations, compute_metrics, layer_code
+from codenas.metrics import capture_layers, compute_metrics, layer_code, reads_codes
 from codenas.metrics.capacity import shared_spectra
 from codenas.spaces import Spec, build_model
 from codenas.training.loop import BriefTrainer, EpochCallback, TrainResult, count_parameters
@@ -178,9 +178,16 @@ class Evaluator:
         """
         from codenas.metrics.derived import DERIVED, derived_needs
 
-        layers = capture_activations(model, self.sample_x)
+        # One pass: channel-mean units for most metrics, per-position codes for NASWOT.
+        wanted = [*names, *derived_needs(names)]
+        captured = capture_layers(model, self.sample_x, codes=reads_codes(wanted))
+        layers = captured.units
         values: dict[str, float] = compute_metrics(
-            [*names, *derived_needs(names)], layers, labels=self.labels, factors=self.factors
+            wanted,
+            layers,
+            labels=self.labels,
+            factors=self.factors,
+            codes=captured.codes or None,
         )
         values.update(run_values)
         for name in names:

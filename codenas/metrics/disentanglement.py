@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from codenas.metrics._common import (
-    entropy,
+    discrete_entropy,
     factors_are_classes,
     histogram_discretize,
     zscore_train_test,
@@ -107,7 +107,7 @@ def mig(codes: ArrayLike, factors: ArrayLike) -> float:
     """
     x, y = _codes_and_factors(codes, factors, "mig")
     m = _mi_matrix(histogram_discretize(x), y)
-    h = np.array([entropy(y[:, j]) for j in range(y.shape[1])])
+    h = discrete_entropy(y)
     top = -np.sort(-m, axis=0)
     second = top[1] if m.shape[0] > 1 else np.zeros(m.shape[1])
     return float(np.mean((top[0] - second) / h))

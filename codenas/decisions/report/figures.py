@@ -161,12 +161,6 @@ def cka_figure(code: NeuralCode) -> tuple[Figure, str, str]:
     return _finish(fig, title, guide), title, guide
 
 
-def _entropy(y: NDArray[np.int64]) -> float:
-    p = np.bincount(y) / len(y)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
 def _unit_order(score: NDArray[np.float64]) -> NDArray[np.int64]:
     """Units (rows of ``score``, ``(n_units, n_factors)``) grouped by their best factor, then
     by their best score, highest first: how MIG reads the matrix, made visible."""
@@ -185,12 +179,12 @@ def factor_mi_figure(
     code: NeuralCode,
 ) -> tuple[Figure, str, str, NDArray[np.int64], NDArray[np.float64]]:
     """Unit x factor normalised mutual information of the last hidden layer, MIG-sorted."""
-    from codenas.metrics import mig, mutual_information_matrix
+    from codenas.metrics import discrete_entropy, mig, mutual_information_matrix
 
     assert code.factors is not None
     acts = code.layers[-1]
     mi = mutual_information_matrix(acts, code.factors)
-    h = np.array([_entropy(code.factors[:, j]) for j in range(code.factors.shape[1])])
+    h = np.asarray(discrete_entropy(code.factors), dtype=np.float64)
     norm = mi / np.where(h > 0, h, 1.0)
     keep = _top_units(norm, MAX_UNITS_SHOWN)
     order = keep[_unit_order(norm[keep])]
