@@ -14,8 +14,8 @@ so ``r(x) = x - W^+ U U^T W (x - mean_x)``; it removes ``rank(Sigma_xz)`` (at mo
 ``n_classes - 1``) directions and keeps the mean. This module is the closed form on numpy
 arrays, from data or from accumulated moments (for convolutional maps, whose positions are
 many more rows than fit in memory). EleutherAI's ``concept-erasure`` package computes the same
-eraser (``LeaceFitter(..., shrinkage=False, constrain_cov_trace=False)``); the tests check the
-two agree.
+eraser (``LeaceFitter(..., shrinkage=False, constrain_cov_trace=False)``, the same ``svd_tol``);
+the tests check the two agree.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from numpy.typing import ArrayLike, NDArray
 # Directions of W Sigma_xz whose singular value is below this fraction of the largest carry no
 # cross-covariance beyond float64 round-off (a centred one-hot concept always has one such).
 _RTOL = 1e-9
+# concept-erasure's default ``svd_tol``: whitened cross-covariance directions weaker than this
+# are kept. Without it, a factor of many levels (a 32-level position) that a layer barely
+# carries would have every direction of a narrow layer removed, each for a trace of
+# correlation that no probe can use (measured on shapes; docs/editing.md).
+SVD_TOL = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +68,12 @@ def one_hot(levels: ArrayLike) -> NDArray[np.float64]:
 
 
 def leace_from_moments(
-    mean_x: ArrayLike, sigma_xx: ArrayLike, sigma_xz: ArrayLike, *, rtol: float = _RTOL
+    mean_x: ArrayLike,
+    sigma_xx: ArrayLike,
+    sigma_xz: ArrayLike,
+    *,
+    svd_tol: float = SVD_TOL,
+    rtol: float = _RTOL,
 ) -> AffineEraser:
     """The LEACE eraser from the mean, covariance and cross-covariance of ``x`` and ``z``.
 
@@ -72,8 +82,10 @@ def leace_from_moments(
         sigma_xx: ``(d, d)``, the covariance of ``x`` (any common normalisation with
             ``sigma_xz``: the eraser is invariant to scaling both).
         sigma_xz: ``(d, k)``, the cross-covariance of ``x`` and ``z``.
-        rtol: singular values of ``W sigma_xz`` below ``rtol`` times the largest are treated as
-            zero (round-off).
+        svd_tol: singular values of ``W sigma_xz`` (whitened cross-covariance, at most the
+            concept's standard deviation) below this are left (as concept-erasure's
+            ``svd_tol``); 0 erases every direction of any correlation.
+        rtol: singular values below ``rtol`` times the largest are round-off, always left.
 
     Returns:
         The :class:`AffineEraser`; the identity (rank 0) when ``x`` and ``z`` are uncorrelated.
@@ -99,24 +111,27 @@ def leace_from_moments(
     u, s, _ = np.linalg.svd(w @ sxz, full_matrices=False)
     if s.size == 0 or s[0] <= 0.0:
         return AffineEraser(np.eye(d), np.zeros(d), 0)
-    u = u[:, s > rtol * s[0]]
+    u = u[:, s > max(svd_tol, rtol * s[0])]
     oblique = w_inv @ u @ u.T @ w
     matrix = np.eye(d) - oblique
     return AffineEraser(matrix, oblique @ mu, int(u.shape[1]))
 
 
-def leace_fit(x: ArrayLike, z: ArrayLike, *, rtol: float = _RTOL) -> AffineEraser:
+def leace_fit(
+    x: ArrayLike, z: ArrayLike, *, svd_tol: float = SVD_TOL, rtol: float = _RTOL
+) -> AffineEraser:
     """The LEACE eraser of concept ``z`` from representation ``x``.
 
     Args:
         x: ``(n_samples, n_units)`` activations.
         z: ``(n_samples,)`` integer classes (one-hot encoded here) or ``(n_samples, k)`` real
             concept columns.
-        rtol: see :func:`leace_from_moments`.
+        svd_tol, rtol: see :func:`leace_from_moments`.
 
     Returns:
         The :class:`AffineEraser`; after it, every unit's (and every linear combination's)
-        covariance with every concept column is zero on these rows.
+        covariance with every concept column is zero on these rows (up to the directions
+        weaker than ``svd_tol``).
     """
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] < 2:
@@ -131,7 +146,7 @@ def leace_fit(x: ArrayLike, z: ArrayLike, *, rtol: float = _RTOL) -> AffineErase
     xc = a - mu
     zc = c - c.mean(axis=0)
     n = a.shape[0] - 1
-    return leace_from_moments(mu, xc.T @ xc / n, xc.T @ zc / n, rtol=rtol)
+    return leace_from_moments(mu, xc.T @ xc / n, xc.T @ zc / n, svd_tol=svd_tol, rtol=rtol)
 
 
 def probe_accuracy_cv(
