@@ -498,7 +498,8 @@ def erase(
     mean, cov, cross, fit_rows = layer_moments(
         model, k, data.train.x, data.train.factors[:, j].numpy()
     )
-    eraser = leace_from_moments(mean, cov, cross)
+    # Positions of one image share its level: the independent rows are the images.
+    eraser = leace_from_moments(mean, cov, cross, n_samples=len(data.train))
     edited = fold_eraser(model, source.spec, k, eraser)
     n_rows = samples or source.config.metrics.samples
     seed = source.config.data.seed

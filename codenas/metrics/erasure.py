@@ -21,6 +21,7 @@ the tests check the two agree.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -74,6 +75,7 @@ def leace_from_moments(
     *,
     svd_tol: float = SVD_TOL,
     rtol: float = _RTOL,
+    n_samples: int | None = None,
 ) -> AffineEraser:
     """The LEACE eraser from the mean, covariance and cross-covariance of ``x`` and ``z``.
 
@@ -86,6 +88,13 @@ def leace_from_moments(
             concept's standard deviation) below this are left (as concept-erasure's
             ``svd_tol``); 0 erases every direction of any correlation.
         rtol: singular values below ``rtol`` times the largest are round-off, always left.
+        n_samples: the independent rows the moments came from. When given, directions under
+            the noise edge are left too: with no correlation at all, the whitened
+            cross-covariance of ``n`` rows is a ``d x k`` matrix of entries with standard
+            deviation at most ``0.5 / sqrt(n)``, whose largest singular value is about
+            ``0.5 (sqrt(d) + sqrt(k)) / sqrt(n)``. Erasing such directions removes sampling
+            noise (of a k-level concept, up to ``k - 1`` directions of other information that
+            merely happened to correlate on these rows), not the concept.
 
     Returns:
         The :class:`AffineEraser`; the identity (rank 0) when ``x`` and ``z`` are uncorrelated.
@@ -111,14 +120,23 @@ def leace_from_moments(
     u, s, _ = np.linalg.svd(w @ sxz, full_matrices=False)
     if s.size == 0 or s[0] <= 0.0:
         return AffineEraser(np.eye(d), np.zeros(d), 0)
-    u = u[:, s > max(svd_tol, rtol * s[0])]
+    tol = max(svd_tol, rtol * s[0])
+    if n_samples is not None:
+        d_eff = int(keep.sum())
+        tol = max(tol, 0.5 * (math.sqrt(d_eff) + math.sqrt(sxz.shape[1])) / math.sqrt(n_samples))
+    u = u[:, s > tol]
     oblique = w_inv @ u @ u.T @ w
     matrix = np.eye(d) - oblique
     return AffineEraser(matrix, oblique @ mu, int(u.shape[1]))
 
 
 def leace_fit(
-    x: ArrayLike, z: ArrayLike, *, svd_tol: float = SVD_TOL, rtol: float = _RTOL
+    x: ArrayLike,
+    z: ArrayLike,
+    *,
+    svd_tol: float = SVD_TOL,
+    rtol: float = _RTOL,
+    noise_edge: bool = True,
 ) -> AffineEraser:
     """The LEACE eraser of concept ``z`` from representation ``x``.
 
@@ -127,6 +145,9 @@ def leace_fit(
         z: ``(n_samples,)`` integer classes (one-hot encoded here) or ``(n_samples, k)`` real
             concept columns.
         svd_tol, rtol: see :func:`leace_from_moments`.
+        noise_edge: leave directions under the sampling-noise edge of these rows
+            (:func:`leace_from_moments` with ``n_samples``); ``False`` erases every direction
+            above ``svd_tol`` (concept-erasure's behaviour).
 
     Returns:
         The :class:`AffineEraser`; after it, every unit's (and every linear combination's)
@@ -146,7 +167,10 @@ def leace_fit(
     xc = a - mu
     zc = c - c.mean(axis=0)
     n = a.shape[0] - 1
-    return leace_from_moments(mu, xc.T @ xc / n, xc.T @ zc / n, svd_tol=svd_tol, rtol=rtol)
+    n_samples = a.shape[0] if noise_edge else None
+    return leace_from_moments(
+        mu, xc.T @ xc / n, xc.T @ zc / n, svd_tol=svd_tol, rtol=rtol, n_samples=n_samples
+    )
 
 
 def probe_accuracy_cv(
