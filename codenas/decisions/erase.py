@@ -49,6 +49,7 @@ from codenas.errors import ConfigError, DataError, unknown_name_message
 from codenas.metrics.erasure import (
     AffineEraser,
     leace_from_moments,
+    permuted_cross,
     probe_accuracy_cv,
     probe_accuracy_split,
 )
@@ -143,10 +144,29 @@ def _units(out: torch.Tensor) -> torch.Tensor:
     return out.movedim(1, -1).reshape(-1, out.shape[1])
 
 
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """Moments of a layer's outputs and a concept, as LEACE needs them.
+
+    Attributes:
+        mean: ``(d,)`` mean of the rows; cov: ``(d, d)`` their covariance; cross: ``(d, k)``
+            their cross-covariance with the one-hot concept.
+        rows: rows seen (for a conv layer, positions); samples: inputs seen.
+        units: ``(samples, d)`` per-input units (a conv layer's channel means; the rows
+            themselves for a dense layer), whose cross-covariance with the concept is
+            ``cross``: what the permutation null is computed from.
+    """
+
+    mean: NDArray[np.float64]
+    cov: NDArray[np.float64]
+    cross: NDArray[np.float64]
+    rows: int
+    samples: int
+    units: NDArray[np.float64]
+
+
 @torch.no_grad()
-def layer_moments(
-    model: nn.Module, layer: int, x: torch.Tensor, z: NDArray[np.integer]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]:
+def layer_moments(model: nn.Module, layer: int, x: torch.Tensor, z: NDArray[np.integer]) -> Moments:
     """Mean, covariance and cross-covariance (with one-hot ``z``) of a hidden layer's outputs.
 
     Args:
@@ -156,8 +176,8 @@ def layer_moments(
         z: ``(n_samples,)`` integer levels of the concept.
 
     Returns:
-        ``(mean (d,), sigma_xx (d, d), sigma_xz (d, k), rows)``, with ``k`` the distinct levels;
-        for a conv layer every position is a row (carrying its image's level).
+        The :class:`Moments`; for a conv layer every position is a row (carrying its image's
+        level), so ``cross`` equals the cross-covariance of the channel means.
     """
     levels, codes = np.unique(np.asarray(z), return_inverse=True)
     k = len(levels)
@@ -170,30 +190,38 @@ def layer_moments(
     handle = module.register_forward_hook(hook)
     was = model.training
     model.eval()
-    n = 0
-    sx = sxx = sxz = sz = None
+    n = m = 0
+    acc: dict[str, torch.Tensor] = {}
+    per_input: list[torch.Tensor] = []
+
+    def add(name: str, value: torch.Tensor) -> None:
+        acc[name] = value if name not in acc else acc[name] + value
+
     try:
         for start in range(0, len(x), _BATCH):
             model(x[start : start + _BATCH])
             out = sums.pop("out")
             per = 1 if out.dim() == 2 else int(math.prod(out.shape[2:]))
             rows = _units(out).double().cpu()
+            units = (out if out.dim() == 2 else out.flatten(2).mean(2)).double().cpu()
             zc = torch.zeros(len(out), k, dtype=torch.float64)
             zc[torch.arange(len(out)), torch.as_tensor(codes[start : start + len(out)])] = 1.0
             zc = zc.repeat_interleave(per, dim=0)
-            sx = rows.sum(0) if sx is None else sx + rows.sum(0)
-            sxx = rows.T @ rows if sxx is None else sxx + rows.T @ rows
-            sz = zc.sum(0) if sz is None else sz + zc.sum(0)
-            sxz = rows.T @ zc if sxz is None else sxz + rows.T @ zc
+            add("x", rows.sum(0))
+            add("xx", rows.T @ rows)
+            add("z", zc.sum(0))
+            add("xz", rows.T @ zc)
+            per_input.append(units)
             n += len(rows)
+            m += len(out)
     finally:
         handle.remove()
         model.train(was)
-    assert sx is not None and sxx is not None and sz is not None and sxz is not None
-    mean = sx / n
-    cov = (sxx - n * torch.outer(mean, mean)) / (n - 1)
-    cross = (sxz - n * torch.outer(mean, sz / n)) / (n - 1)
-    return mean.numpy(), cov.numpy(), cross.numpy(), n
+    mean = acc["x"] / n
+    cov = (acc["xx"] - n * torch.outer(mean, mean)) / (n - 1)
+    cross = (acc["xz"] - n * torch.outer(mean, acc["z"] / n)) / (n - 1)
+    units_all = torch.cat(per_input).numpy()
+    return Moments(mean.numpy(), cov.numpy(), cross.numpy(), n, m, units_all)
 
 
 # ----------------------------------------------------------------------------- fold
@@ -495,11 +523,17 @@ def erase(
     j = data.factor_names.index(factor)
     model = source.model()
     assert data.train.factors is not None and data.val.factors is not None
-    mean, cov, cross, fit_rows = layer_moments(
-        model, k, data.train.x, data.train.factors[:, j].numpy()
+    moments = layer_moments(model, k, data.train.x, data.train.factors[:, j].numpy())
+    # Positions of one image share its level: the independent rows are the images, and the
+    # noise of the cross-covariance is that of their channel means under shuffled levels.
+    z_train = data.train.factors[:, j].numpy()
+    eraser = leace_from_moments(
+        moments.mean,
+        moments.cov,
+        moments.cross,
+        null_cross=permuted_cross(moments.units, z_train, seed=source.config.data.seed),
     )
-    # Positions of one image share its level: the independent rows are the images.
-    eraser = leace_from_moments(mean, cov, cross, n_samples=len(data.train))
+    fit_rows = moments.rows
     edited = fold_eraser(model, source.spec, k, eraser)
     n_rows = samples or source.config.metrics.samples
     seed = source.config.data.seed

@@ -21,7 +21,7 @@ the tests check the two agree.
 from __future__ import annotations
 
 import dataclasses
-import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -75,7 +75,7 @@ def leace_from_moments(
     *,
     svd_tol: float = SVD_TOL,
     rtol: float = _RTOL,
-    n_samples: int | None = None,
+    null_cross: Sequence[ArrayLike] = (),
 ) -> AffineEraser:
     """The LEACE eraser from the mean, covariance and cross-covariance of ``x`` and ``z``.
 
@@ -88,13 +88,11 @@ def leace_from_moments(
             concept's standard deviation) below this are left (as concept-erasure's
             ``svd_tol``); 0 erases every direction of any correlation.
         rtol: singular values below ``rtol`` times the largest are round-off, always left.
-        n_samples: the independent rows the moments came from. When given, directions under
-            the noise edge are left too: with no correlation at all, the whitened
-            cross-covariance of ``n`` rows is a ``d x k`` matrix of entries with standard
-            deviation at most ``0.5 / sqrt(n)``, whose largest singular value is about
-            ``0.5 (sqrt(d) + sqrt(k)) / sqrt(n)``. Erasing such directions removes sampling
-            noise (of a k-level concept, up to ``k - 1`` directions of other information that
-            merely happened to correlate on these rows), not the concept.
+        null_cross: cross-covariances of ``x`` with the concept's levels *permuted* over the
+            samples (:func:`permuted_cross`). Directions weaker than the strongest whitened
+            direction of any of them are sampling noise and are left: erasing them removes (of
+            a k-level concept, up to ``k - 1``) directions of other information that merely
+            happened to correlate on these rows, not the concept.
 
     Returns:
         The :class:`AffineEraser`; the identity (rank 0) when ``x`` and ``z`` are uncorrelated.
@@ -121,13 +119,40 @@ def leace_from_moments(
     if s.size == 0 or s[0] <= 0.0:
         return AffineEraser(np.eye(d), np.zeros(d), 0)
     tol = max(svd_tol, rtol * s[0])
-    if n_samples is not None:
-        d_eff = int(keep.sum())
-        tol = max(tol, 0.5 * (math.sqrt(d_eff) + math.sqrt(sxz.shape[1])) / math.sqrt(n_samples))
+    for null in null_cross:
+        top = np.linalg.svd(w @ np.asarray(null, dtype=np.float64), compute_uv=False)
+        tol = max(tol, float(top[0]) if top.size else 0.0)
     u = u[:, s > tol]
     oblique = w_inv @ u @ u.T @ w
     matrix = np.eye(d) - oblique
     return AffineEraser(matrix, oblique @ mu, int(u.shape[1]))
+
+
+def permuted_cross(
+    units: ArrayLike, levels: ArrayLike, *, permutations: int = 20, seed: int = 0
+) -> list[NDArray[np.float64]]:
+    """Cross-covariances of per-sample ``units`` with one-hot ``levels`` shuffled over samples.
+
+    The null distribution of :func:`leace_from_moments`'s ``sigma_xz``: what the same rows
+    give a concept they carry no trace of. For a conv layer pass its channel means (one row per
+    image), whose cross-covariance equals that of the positions.
+
+    Args:
+        units: ``(n_samples, d)``, one row per independent sample.
+        levels: ``(n_samples,)`` integer classes.
+        permutations: how many shuffles.
+        seed: seeds the shuffles.
+
+    Returns:
+        ``permutations`` arrays of shape ``(d, k)``.
+    """
+    a = np.asarray(units, dtype=np.float64)
+    a = a - a.mean(axis=0)
+    z = one_hot(levels)
+    z = z - z.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    n = max(a.shape[0] - 1, 1)
+    return [a.T @ z[rng.permutation(len(z))] / n for _ in range(permutations)]
 
 
 def leace_fit(
@@ -145,9 +170,9 @@ def leace_fit(
         z: ``(n_samples,)`` integer classes (one-hot encoded here) or ``(n_samples, k)`` real
             concept columns.
         svd_tol, rtol: see :func:`leace_from_moments`.
-        noise_edge: leave directions under the sampling-noise edge of these rows
-            (:func:`leace_from_moments` with ``n_samples``); ``False`` erases every direction
-            above ``svd_tol`` (concept-erasure's behaviour).
+        noise_edge: leave directions no stronger than those of ``z`` shuffled over the rows
+            (:func:`permuted_cross`); ``False`` erases every direction above ``svd_tol``
+            (concept-erasure's behaviour).
 
     Returns:
         The :class:`AffineEraser`; after it, every unit's (and every linear combination's)
@@ -167,9 +192,9 @@ def leace_fit(
     xc = a - mu
     zc = c - c.mean(axis=0)
     n = a.shape[0] - 1
-    n_samples = a.shape[0] if noise_edge else None
+    null = permuted_cross(a, np.asarray(z)) if noise_edge and np.asarray(z).ndim == 1 else []
     return leace_from_moments(
-        mu, xc.T @ xc / n, xc.T @ zc / n, svd_tol=svd_tol, rtol=rtol, n_samples=n_samples
+        mu, xc.T @ xc / n, xc.T @ zc / n, svd_tol=svd_tol, rtol=rtol, null_cross=null
     )
 
 
