@@ -14,7 +14,7 @@ LEVELS = 4
 OFFSET = 10.0  # keeps every ReLU unit in its linear range
 
 
-def coordinate_data(n: int = 1600, seed: int = 0) -> Dataset:
+def coordinate_data(n: int = 1000, seed: int = 0) -> Dataset:
     """Inputs ``(a, b, noise, noise)`` of two factors of 4 levels; the label is ``b``."""
     rng = np.random.default_rng(seed)
 
