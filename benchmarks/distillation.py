@@ -59,7 +59,12 @@ def _config(overrides: list[str], epochs: int) -> Any:
 
 
 def run_task(
-    name: str, overrides: list[str], seed: int, epochs: int, settings: list[tuple[float, ...]]
+    name: str,
+    overrides: list[str],
+    seed: int,
+    epochs: int,
+    settings: list[tuple[float, ...]],
+    margin: float | None = None,
 ) -> dict[str, Any]:
     """Teacher, right-sized student with KD for each setting, and the student from scratch."""
     from codenas.data import load_dataset
@@ -79,7 +84,7 @@ def run_task(
     )
     teacher = train_student(spec, data, config.train, seed=seed)
     source = Source("files", name, spec, config, data, {}, {}, None, "-", lambda: teacher.model)
-    student, _plan, stands_for = propose_student(source)
+    student, _plan, stands_for = propose_student(source, margin=margin)
 
     def params(model: Any) -> int:
         return sum(p.numel() for p in model.parameters())
@@ -151,13 +156,19 @@ def main() -> None:
     parser.add_argument("--choose", action="store_true", help="the grid on the dev task")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--margin", type=float, help="the right-size rule's margin (default: the rule's, 1.5)"
+    )
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.WARNING)
     tasks = DEV_TASKS if args.choose else REPORT_TASKS
     from codenas.decisions.distil import DEFAULT_ALPHA, DEFAULT_HINT, DEFAULT_TEMPERATURE
 
     settings = GRID if args.choose else [(DEFAULT_TEMPERATURE, DEFAULT_ALPHA, DEFAULT_HINT)]
-    out_path = RESULTS / ("distillation_choose.json" if args.choose else "distillation.json")
+    stem = "distillation_choose" if args.choose else "distillation"
+    if args.margin is not None:
+        stem += f"_margin{args.margin:g}"
+    out_path = RESULTS / f"{stem}.json"
     cache_path = RESULTS / "cache" / out_path.name
     cache: dict[str, Any] = {}
     if cache_path.exists():
@@ -166,9 +177,9 @@ def main() -> None:
     runs = []
     for name, overrides in tasks.items():
         for seed in range(args.seeds):
-            key = f"{name}/{seed}/{args.epochs}/{settings}"
+            key = f"{name}/{seed}/{args.epochs}/{settings}/{args.margin}"
             if key not in cache:
-                cache[key] = run_task(name, overrides, seed, args.epochs, settings)
+                cache[key] = run_task(name, overrides, seed, args.epochs, settings, args.margin)
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
                 cache_path.write_text(json.dumps(cache))
                 print(f"{name} seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
