@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +143,29 @@ def test_probe_cv_reads_a_linear_code_and_not_noise() -> None:
     assert acc == 1.0 and 0.3 < constant < 0.4
     acc, constant = probe_accuracy_cv(rng.normal(size=(600, 3)), y)
     assert abs(acc - constant) < 0.08
+
+
+def test_a_spec_file_and_weights_are_a_source(tmp_path: Path) -> None:
+    from codenas.decisions.source import resolve
+    from codenas.decisions.transfer import write_spec_file
+    from codenas.spaces import MLPSpec
+
+    spec = MLPSpec(input_shape=(16,), n_outputs=5, widths=(12, 6), activation="relu")
+    path = write_spec_file(
+        tmp_path / "spec.yaml", spec, source={"study": "s", "trial": 3}, config=None
+    )
+    text = path.read_text().replace("spec:", "data: {name: factors, n_samples: 300}\nspec:", 1)
+    path.write_text(text)
+    torch.manual_seed(0)
+    torch.save(build_model(spec).state_dict(), tmp_path / "w.pt")
+    source = resolve(spec=str(path), weights=str(tmp_path / "w.pt"), data=None)
+    assert source.links["codenas.source_trial"] == "3" and source.data.name == "factors"
+    result = erase(source, "f1", log=False, samples=60)
+    assert result.fold_error < 1e-5 and result.layer == 1
+    torch.save(build_model(dataclasses.replace(spec, widths=(4,))).state_dict(), tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="do not fit the spec"):
+        resolve(spec=str(path), weights=str(tmp_path / "x.pt")).model()
+    with pytest.raises(ConfigError, match="no weights file"):
+        resolve(spec=str(path), weights=str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match="give one source"):
+        resolve(run_id="abc", trial=1)
