@@ -76,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
         "docs/editing.md explains the method and its limits.",
         epilog="examples:\n"
         "  codenas erase --study factors-mlp --trial 7 --factor f1\n"
-        "  codenas erase RUN_ID --factor scale --layer 0\n"
+        "  codenas erase RUN_ID --factor scale --layer 0 --downstream\n"
         "  codenas erase --spec spec.yaml --weights model.pt --factor f2 --no-log",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -87,6 +87,12 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         metavar="K",
         help="the hidden layer, 0-based (default: the last one, which the head reads)",
+    )
+    p.add_argument(
+        "--downstream",
+        action="store_true",
+        help="also erase the factor from every later layer, each eraser fitted on the network "
+        "edited so far (what a later non-linearity re-creates is erased again)",
     )
     p.add_argument(
         "--samples",
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         log=not args.no_log,
         experiment=args.experiment,
         samples=args.samples,
+        downstream=args.downstream,
     )
     print(result.summary())
     if result.run_id:

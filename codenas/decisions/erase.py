@@ -267,20 +267,28 @@ def fold_eraser(model: nn.Module, spec: Spec, layer: int, eraser: AffineEraser) 
     return edited
 
 
-def with_eraser_module(model: nn.Module, layer: int, eraser: AffineEraser) -> nn.Module:
-    """A copy of ``model`` that applies ``eraser`` to layer ``layer``'s output (a forward hook):
-    the reference the folded network is checked against."""
+def with_eraser_module(
+    model: nn.Module, layer: int | dict[int, AffineEraser], eraser: AffineEraser | None = None
+) -> nn.Module:
+    """A copy of ``model`` that applies ``eraser`` to layer ``layer``'s output (a forward hook),
+    or each eraser of a ``{layer: eraser}`` mapping to its layer: the reference the folded
+    network is checked against."""
+    erasers = dict(layer) if isinstance(layer, dict) else {layer: eraser}
     ref = copy.deepcopy(model).cpu()
-    p = torch.as_tensor(eraser.matrix, dtype=torch.float32)
-    c = torch.as_tensor(eraser.bias, dtype=torch.float32)
+    for k, e in erasers.items():
+        assert e is not None
+        p = torch.as_tensor(e.matrix, dtype=torch.float32)
+        c = torch.as_tensor(e.bias, dtype=torch.float32)
 
-    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor:
-        if out.dim() == 2:
-            return out @ p.T + c
-        moved = out.movedim(1, -1)
-        return (moved @ p.T + c).movedim(-1, 1)
+        def hook(
+            _m: nn.Module, _i: object, out: torch.Tensor, p: torch.Tensor = p, c: torch.Tensor = c
+        ) -> torch.Tensor:
+            if out.dim() == 2:
+                return out @ p.T + c
+            moved = out.movedim(1, -1)
+            return (moved @ p.T + c).movedim(-1, 1)
 
-    ref.hidden_layers[layer].register_forward_hook(hook)
+        ref.hidden_layers[k].register_forward_hook(hook)
     return ref
 
 
@@ -369,6 +377,8 @@ class Erasure:
             relative to the largest logit, on the validation rows (0 up to round-off for an MLP).
         label_factors: the factors the label is computed from.
         rows: validation rows the probes read; fit_rows: rows (positions) the eraser saw.
+        chained: with ``downstream``, the erasers of the later layers (each fitted on the
+            network already edited before it), by layer.
         run_id, model_uri: the MLflow run and model (``None`` when not logged).
     """
 
@@ -386,6 +396,7 @@ class Erasure:
     rows: int
     fit_rows: int
     links: dict[str, str] = dataclasses.field(default_factory=dict)
+    chained: dict[int, AffineEraser] = dataclasses.field(default_factory=dict)
     run_id: str | None = None
     model_uri: str | None = None
 
@@ -406,6 +417,8 @@ class Erasure:
             out[f"probe_cv_before/{r.factor}/{r.where}"] = r.before_cv
             out[f"probe_cv_constant/{r.factor}"] = r.constant_cv
         out["erased_rank"] = float(self.eraser.rank)
+        for i, e in self.chained.items():
+            out[f"erased_rank/layer_{i}"] = float(e.rank)
         out["fold_error"] = self.fold_error
         return out
 
@@ -418,6 +431,11 @@ class Erasure:
             f"difference| against eraser-then-network: {self.fold_error:.2g} of the largest "
             "logit",
         ]
+        if self.chained:
+            lines.append(
+                "  and, fitted on the network edited so far, from every later layer: "
+                + ", ".join(f"layer {i}: {e.rank} directions" for i, e in self.chained.items())
+            )
         for key, now in self.after.items():
             then = self.before.get(key, math.nan)
             lines.append(f"  {key}: {then:.4f} -> {now:.4f} ({100 * (now - then):+.2f} pp)")
@@ -501,6 +519,7 @@ def erase(
     log: bool = True,
     experiment: str | None = None,
     samples: int | None = None,
+    downstream: bool = False,
 ) -> Erasure:
     """Erase ``factor`` from hidden layer ``layer`` (default: the last) of ``source``'s network.
 
@@ -511,6 +530,9 @@ def erase(
         log: log the edited network to MLflow (when the source has a tracking store).
         experiment: the MLflow experiment (default: the source's).
         samples: validation rows the probes read (default: ``metrics.samples``).
+        downstream: also erase the factor from every later hidden layer, in order, each eraser
+            fitted on the network edited so far (what a later non-linearity re-creates is
+            erased again); layers an eraser cannot fold out of (CNN max pooling) are skipped.
 
     Returns:
         The :class:`Erasure`.
@@ -523,18 +545,24 @@ def erase(
     j = data.factor_names.index(factor)
     model = source.model()
     assert data.train.factors is not None and data.val.factors is not None
-    moments = layer_moments(model, k, data.train.x, data.train.factors[:, j].numpy())
     # Positions of one image share its level: the independent rows are the images, and the
     # noise of the cross-covariance is that of their channel means under shuffled levels.
     z_train = data.train.factors[:, j].numpy()
-    eraser = leace_from_moments(
-        moments.mean,
-        moments.cov,
-        moments.cross,
-        null_cross=permuted_cross(moments.units, z_train, seed=source.config.data.seed),
-    )
-    fit_rows = moments.rows
+
+    def fit_on(net: nn.Module, i: int) -> tuple[AffineEraser, int]:
+        m = layer_moments(net, i, data.train.x, z_train)
+        null = permuted_cross(m.units, z_train, seed=source.config.data.seed)
+        return leace_from_moments(m.mean, m.cov, m.cross, null_cross=null), m.rows
+
+    eraser, fit_rows = fit_on(model, k)
     edited = fold_eraser(model, source.spec, k, eraser)
+    chained: dict[int, AffineEraser] = {}
+    n_layers = len(_widths(source.spec))
+    for i in range(k + 1, n_layers if downstream else k + 1):
+        if source.spec.space == "cnn" and i < n_layers - 1 and _pooled_by_max(source.spec, i):
+            continue
+        chained[i] = fit_on(edited, i)[0]
+        edited = fold_eraser(edited, source.spec, i, chained[i])
     n_rows = samples or source.config.metrics.samples
     seed = source.config.data.seed
     rows = probe_rows_of(len(data.val), n_rows, seed)
@@ -543,7 +571,7 @@ def erase(
     f_val, f_train = data.val.factors[rows].numpy(), data.train.factors[fit].numpy()
     before, after = outputs(model, x_val), outputs(edited, x_val)
     before_tr, after_tr = outputs(model, x_train), outputs(edited, x_train)
-    reference = outputs(with_eraser_module(model, k, eraser), x_val)[1]
+    reference = outputs(with_eraser_module(model, {k: eraser, **chained}), x_val)[1]
     scale = max(float(np.abs(reference).max()), 1e-12)
     fold_error = float(np.abs(after[1] - reference).max()) / scale
     places = [
@@ -556,7 +584,11 @@ def erase(
         )
     ]
     for i in range(k + 1, len(before[0])):
-        places.append((f"layer_{i}", before_tr[0][i], after_tr[0][i], before[0][i], after[0][i]))
+        # An erased later layer is read as its erased code, which is what the next one reads.
+        e = chained.get(i)
+        tr_a = after_tr[0][i] if e is None else e(after_tr[0][i])
+        va_a = after[0][i] if e is None else e(after[0][i])
+        places.append((f"layer_{i}", before_tr[0][i], tr_a, before[0][i], va_a))
     places.append(("logits", before_tr[1], after_tr[1], before[1], after[1]))
     probes = _probe_rows(places, f_train, f_val, data.factor_names, seed)
     result = Erasure(
@@ -574,6 +606,7 @@ def erase(
         rows=len(rows),
         fit_rows=fit_rows,
         links=dict(source.links),
+        chained=chained,
     )
     if log and source.tracking_uri is not None:
         result.run_id, result.model_uri = _log(result, source, experiment)
@@ -634,7 +667,12 @@ def _log(result: Erasure, source: Source, experiment: str | None) -> tuple[str, 
         run_name=f"erase-{result.factor}-layer{result.layer}",
         model=result.model,
         input_example=source.data.val.x[:2].numpy(),
-        params={"factor": result.factor, "layer": result.layer, "method": "leace"},
+        params={
+            "factor": result.factor,
+            "layer": result.layer,
+            "method": "leace",
+            "downstream": sorted(result.chained),
+        },
         metrics=result.metrics(),
         tags=tags,
         texts=texts,

@@ -68,6 +68,8 @@ def test_erasing_a_coordinate_factor_drops_its_probe_to_chance_and_keeps_the_res
     assert abs(b0.after_cv - b0.before_cv) < 0.01  # the other coordinate is untouched
     later = result.probe("layer_1", "a")
     assert abs(later.after_cv - later.constant_cv) < 0.05  # ReLUs in their linear range
+    chained = erase(source_of(spec, model, data), "a", layer=0, log=False, downstream=True)
+    assert list(chained.chained) == [1] and chained.fold_error < 1e-5
     assert abs(result.after["val_accuracy"] - result.before["val_accuracy"]) <= 0.01
     assert "erased factor at the edited layer" in result.summary()
 
