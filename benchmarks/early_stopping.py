@@ -24,8 +24,7 @@ Hypervolume: every objective is mapped to a loss in [0, 1] with fixed bounds, th
 arms: accuracy ``1 - (acc - chance) / (1 - chance)``, a metric in [0, 1] (``capacity_usage``,
 ``mig``, ``dci*``) ``1 - value``, ``params`` ``(log10 p - 2) / 4`` (100 to 1,000,000
 parameters); values are clipped to [0, 1] and the reference point is (1, ..., 1). The volume is
-computed by Optuna's private ``optuna._hypervolume.compute_hypervolume`` (there is no public API),
-called only in :func:`hypervolume` here.
+computed by moocore (``codenas.search.hypervolume``; Optuna has no public hypervolume).
 
     python benchmarks/early_stopping.py digits-mlp --trials 60 --seeds 0 1 2
     python benchmarks/early_stopping.py factors-mlp --trials 60 --seeds 0 1 2
@@ -57,13 +56,13 @@ UNIT_METRICS = ("capacity_usage", "mig", "dci", "dci_forest", "sap", "modularity
 def hypervolume(losses: np.ndarray) -> float:
     """Hypervolume of loss vectors in [0, 1]^d against the reference point (1, ..., 1).
 
-    The one place that calls Optuna's private ``optuna._hypervolume.compute_hypervolume``.
+    moocore's, through :func:`codenas.search.hypervolume.hypervolume`.
     """
-    from optuna._hypervolume import compute_hypervolume
+    from codenas.search.hypervolume import hypervolume as moocore_hypervolume
 
     if len(losses) == 0:
         return 0.0
-    return float(compute_hypervolume(losses, np.ones(losses.shape[1])))
+    return moocore_hypervolume(losses, np.ones(losses.shape[1]))
 
 
 def to_loss(name: str, value: float, n_classes: int) -> float:

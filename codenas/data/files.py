@@ -18,6 +18,8 @@ a number; an empty cell counts as missing.
 Every file is checked before any training, and each problem is one :class:`DataError` line:
 a missing file (named), wrong shapes, NaN or infinite values, labels that are not the integers
 ``0..C-1``, factors that are not integers, and too few samples for the split.
+
+The user-file loaders in one file (about 410 lines): ``npz`` and ``csv`` share every check.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ module never re-implements dominance. A pick runs in two steps:
 
 No candidate left is :class:`NoFeasibleTrial`, which lists the front members closest to the
 requirements, ranked by their total relative shortfall (each miss divided by ``|bound|``).
+
+One cohesive decision in one file (about 530 lines): requirements, the two rankings, the pick and
+the messages that explain it read together; splitting them would scatter one rule.
 """
 
 from __future__ import annotations

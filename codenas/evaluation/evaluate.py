@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ from torch import nn
 from codenas.config import Config
 from codenas.config.objectives import check_against_dataset
 from codenas.data import Dataset
-from codenas.metrics import capture_activations, compute_metrics
+from codenas.metrics import capture_layers, compute_metrics, layer_code, reads_codes
+from codenas.metrics.capacity import shared_spectra
 from codenas.spaces import Spec, build_model
 from codenas.training.loop import BriefTrainer, EpochCallback, TrainResult, count_parameters
 
@@ -44,11 +46,15 @@ class Evaluation:
             ``effective_rank/layer_0``, ..., ``time/train``, ``time/metrics``.
         train: the training result (model included).
         layers: the captured hidden activations, one ``(n_samples, n_units)`` array per layer.
+        code_layers: per hidden layer, ``{"width", "dead_fraction", "effective_rank",
+            "cka_previous"}`` (:func:`codenas.metrics.layer_code`), measured whatever
+            ``metrics.log`` lists: what the code-guided sampler reads.
     """
 
     metrics: dict[str, float]
     train: TrainResult
     layers: list[np.ndarray]
+    code_layers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 class Evaluator:
@@ -96,6 +102,7 @@ class Evaluator:
         on_epoch_end: EpochCallback | None = None,
         checkpoint_metrics: Sequence[str] = (),
         checkpoint_epochs: Container[int] | None = None,
+        init: Callable[[nn.Module], None] | None = None,
     ) -> Evaluation:
         """Build ``spec`` under ``seed``, train it briefly, and compute every metric.
 
@@ -110,12 +117,17 @@ class Evaluator:
             checkpoint_metrics: metric names to measure at checkpoints; keep them cheap
                 (``codenas.search.early.CHECKPOINT_METRICS``).
             checkpoint_epochs: the epochs at which to measure them (default: every epoch).
+            init: called with the freshly built module before training, to set its weights
+                (the code sampler's optional weight inheritance); default: the seeded
+                initialisation.
 
         The returned metrics include ``time/checkpoints`` when ``on_epoch_end`` is given; that
         time is also part of ``time/train``, as the callbacks run inside the training loop.
         """
         torch.manual_seed(seed)
         model = build_model(spec)
+        if init is not None:
+            init(model)
         params = count_parameters(model)
         callback = on_epoch_end
         spent = [0.0]
@@ -137,7 +149,12 @@ class Evaluator:
         run_values = dict(result.metrics)
         run_values["params"] = float(params)
         start = time.perf_counter()
-        values, layers = self.measure(result.model, self.names, run_values)
+        with shared_spectra():  # layer_code reuses the spectra effective_rank computed
+            values, layers = self.measure(result.model, self.names, run_values)
+            try:
+                code_layers = layer_code(layers)
+            except ValueError:  # non-finite activations: no code signal, not a failed trial
+                code_layers = []
         metrics_time = time.perf_counter() - start
         values["epochs"] = float(result.epochs)
         values["steps"] = float(result.steps)
@@ -145,7 +162,7 @@ class Evaluator:
         values["time/metrics"] = metrics_time
         if on_epoch_end is not None:
             values["time/checkpoints"] = spent[0]
-        return Evaluation(metrics=values, train=result, layers=layers)
+        return Evaluation(metrics=values, train=result, layers=layers, code_layers=code_layers)
 
     def measure(
         self, model: nn.Module, names: Sequence[str], run_values: dict[str, float]
@@ -159,11 +176,18 @@ class Evaluator:
         Returns:
             ``(values, layers)``: the flat metric dict and the ``(n_samples, n_units)`` arrays.
         """
-        from codenas.evaluation.early_score import DERIVED, derived_needs
+        from codenas.metrics.derived import DERIVED, derived_needs
 
-        layers = capture_activations(model, self.sample_x)
+        # One pass: channel-mean units for most metrics, per-position codes for NASWOT.
+        wanted = [*names, *derived_needs(names)]
+        captured = capture_layers(model, self.sample_x, codes=reads_codes(wanted))
+        layers = captured.units
         values: dict[str, float] = compute_metrics(
-            [*names, *derived_needs(names)], layers, labels=self.labels, factors=self.factors
+            wanted,
+            layers,
+            labels=self.labels,
+            factors=self.factors,
+            codes=captured.codes or None,
         )
         values.update(run_values)
         for name in names:

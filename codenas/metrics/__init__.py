@@ -11,6 +11,7 @@ with :func:`register_metric` in the file of its family and import that file here
 - :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes.
 """
 
+from codenas.metrics._common import discrete_entropy
 from codenas.metrics.capacity import (
     capacity_usage,
     dead_fraction,
@@ -19,9 +20,14 @@ from codenas.metrics.capacity import (
     participation_ratio,
     twonn_dimension,
 )
-from codenas.metrics.capture import capture_activations
-from codenas.metrics.codes import activation_code_logdet, naswot, unique_codes_fraction
-from codenas.metrics.compute import compute_metrics
+from codenas.metrics.capture import Captured, capture_activations, capture_layers
+from codenas.metrics.codes import (
+    activation_code_logdet,
+    naswot,
+    naswot_channel_mean,
+    unique_codes_fraction,
+)
+from codenas.metrics.compute import compute_metrics, reads_codes
 from codenas.metrics.disentanglement import (
     dci,
     dci_forest,
@@ -40,6 +46,7 @@ from codenas.metrics.labels import (
     selectivity_index,
     unit_label_information,
 )
+from codenas.metrics.layers import layer_code
 from codenas.metrics.redundancy import cka_matrix, layer_redundancy, linear_cka
 from codenas.metrics.registry import (
     METRICS,
@@ -52,11 +59,13 @@ from codenas.metrics.registry import (
 
 __all__ = [
     "METRICS",
+    "Captured",
     "MetricInfo",
     "activation_code_logdet",
     "all_outputs",
     "capacity_usage",
     "capture_activations",
+    "capture_layers",
     "cka_matrix",
     "class_selectivity",
     "compute_metrics",
@@ -64,10 +73,12 @@ __all__ = [
     "dci_forest",
     "dci_from_importance",
     "dead_fraction",
+    "discrete_entropy",
     "effective_rank",
     "get_metric",
     "hoyer_sparsity",
     "label_information_per_unit",
+    "layer_code",
     "layer_redundancy",
     "linear_cka",
     "linear_probe_accuracy",
@@ -76,7 +87,9 @@ __all__ = [
     "modularity_from_mi",
     "mutual_information_matrix",
     "naswot",
+    "naswot_channel_mean",
     "participation_ratio",
+    "reads_codes",
     "register_metric",
     "register_run_metric",
     "sap",

@@ -11,9 +11,11 @@ import contextlib
 import hashlib
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+import scipy.stats
+from numpy.typing import ArrayLike, NDArray
 
 N_BINS = 20
 """Equal-width bins per code dimension, as disentanglement_lib's ``histogram_discretizer``."""
@@ -56,11 +58,28 @@ def histogram_discretize(x: NDArray[np.float64], n_bins: int = N_BINS) -> NDArra
     return b + 1
 
 
-def entropy(y: NDArray[np.int64]) -> float:
-    """Shannon entropy in nats of a discrete variable coded ``0..K-1``."""
-    p = np.bincount(y) / y.shape[0]
-    p = p[p > 0]
-    return float(-np.sum(p * np.log(p)))
+def discrete_entropy(values: ArrayLike) -> Any:
+    """Shannon entropy in nats of discrete variables, from their empirical frequencies.
+
+    ``H = -sum_k p_k ln p_k`` over the values each variable takes (``scipy.stats.entropy`` of
+    the counts), the normaliser of MIG and of the label information.
+
+    Args:
+        values: shape ``(n_samples,)`` for one variable, or ``(n_samples, n_variables)``
+            (labels, generative factors); any integer (or otherwise comparable) codes.
+
+    Returns:
+        A float for 1-D input, else an ``(n_variables,)`` float64 array; each in
+        ``[0, ln K]`` for K distinct values, 0 for a constant variable.
+    """
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        return float(scipy.stats.entropy(np.unique(arr, return_counts=True)[1]))
+    if arr.ndim != 2:
+        raise ValueError(
+            f"values must have shape (n_samples,) or (n_samples, n_variables), got {arr.shape}"
+        )
+    return np.array([discrete_entropy(arr[:, j]) for j in range(arr.shape[1])])
 
 
 def mutual_information(binned: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -40,8 +40,8 @@ def as_activations(
         min_samples: the fewest rows the caller can work with.
         metric: the calling metric's name, prefixed to messages.
         columns: what the columns are, for messages.
-        keep_float: return float32 (or other floating) input as it is, without a float64
-            copy, for callers that only compare values (binary codes).
+        keep_float: return float32 (or other floating) and boolean input as it is, without a
+            float64 copy, for callers that only compare values (binary codes).
 
     Raises:
         ValueError: if it is not 2-D, has fewer than ``min_samples`` rows or no columns, or
@@ -50,7 +50,7 @@ def as_activations(
     where = _prefix(metric)
     try:
         arr = np.asarray(_to_numpy(acts))
-        if not (keep_float and arr.dtype.kind == "f"):
+        if not (keep_float and arr.dtype.kind in "fb"):
             arr = np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(

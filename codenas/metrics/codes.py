@@ -5,7 +5,15 @@ and its relatives (GELU, SiLU, ELU, LeakyReLU) that is the linear region, where 
 its input; for tanh it is the sign. For an activation that is always positive (sigmoid, softplus)
 a threshold of 0 marks every unit on; pass the midpoint instead (0.5 for sigmoid).
 
-Activations are arrays of shape ``(n_samples, n_units)``.
+Activations are arrays of shape ``(n_samples, n_units)``; a boolean array is taken as codes
+already (its 0/1 values thresholded at 0 are themselves).
+
+For a convolutional layer NASWOT's units are every channel at every spatial position (Mellor
+et al. 2021): :func:`naswot` and :func:`activation_code_logdet` are registered with
+``reads="codes"``, so the search hands them the per-position codes of
+:func:`codenas.metrics.capture.capture_layers`. :func:`naswot_channel_mean` is the same score on
+the channel means (one unit per channel), the definition codenas used before; for dense layers
+the two are the same.
 """
 
 from __future__ import annotations
@@ -22,17 +30,36 @@ NASWOT_BATCH = 128
 """Rows per kernel: the batch size Mellor et al. (2021) score with."""
 
 
-def _batch_logdet(codes: NDArray[np.bool_], ridge: float) -> float:
-    c = codes.astype(np.float64)
+_GRAM_CHUNK = 2**18
+"""Columns per float32 product (counts below 2^24 are exact in float32; 128 MiB a batch)."""
+
+
+def _batch_logdet(layers: Sequence[NDArray[np.bool_]], ridge: float) -> float:
     # K_H[i, j] = units where codes i and j agree = N_A - Hamming(c_i, c_j)
-    #           = c_i . c_j + (1 - c_i) . (1 - c_j); exact in float64 (integers < 2^53).
-    k = c @ c.T
-    off = 1.0 - c
-    k += off @ off.T
+    #           = N_A - s_i - s_j + 2 c_i . c_j,  s_i = |c_i|.
+    # The kernel is a sum over units, so the layers' Gram matrices add up without joining the
+    # codes. One float32 product per column chunk (a per-position CNN code has 10^5 units),
+    # chunks small enough that every partial sum is an exact integer, accumulated in float64.
+    m = layers[0].shape[0]
+    n_units = sum(codes.shape[1] for codes in layers)
+    gram = np.zeros((m, m), dtype=np.float64)
+    for codes in layers:
+        for start in range(0, codes.shape[1], _GRAM_CHUNK):
+            block = codes[:, start : start + _GRAM_CHUNK].astype(np.float32)
+            gram += block @ block.T
+    ones = np.diag(gram)  # s_i = c_i . c_i
+    k = n_units - ones[:, None] - ones[None, :] + 2.0 * gram
     if ridge:
         k[np.diag_indices_from(k)] += ridge
     sign, logdet = np.linalg.slogdet(k)
     return float(logdet) if sign > 0 else -np.inf
+
+
+def _binarise(a: NDArray, threshold: float) -> NDArray[np.bool_]:
+    # Boolean codes thresholded anywhere in [0, 1) are themselves: skip the copy.
+    if a.dtype == np.bool_ and 0.0 <= threshold < 1.0:
+        return a
+    return a > threshold
 
 
 def _check_options(batch_size: int, ridge: float, metric: str) -> None:
@@ -42,18 +69,19 @@ def _check_options(batch_size: int, ridge: float, metric: str) -> None:
         raise ValueError(f"{metric}: `ridge >= 0` must hold, got {ridge=}")
 
 
-def _code_logdet(codes: NDArray[np.bool_], *, batch_size: int, ridge: float) -> float:
-    n = codes.shape[0]
+def _code_logdet(layers: Sequence[NDArray[np.bool_]], *, batch_size: int, ridge: float) -> float:
+    """The score of the codes of ``layers`` (same rows) taken together, batch by batch."""
+    n = layers[0].shape[0]
     if n <= batch_size:
-        return _batch_logdet(codes, ridge)
+        return _batch_logdet(layers, ridge)
     scores = [
-        _batch_logdet(codes[start : start + batch_size], ridge)
+        _batch_logdet([codes[start : start + batch_size] for codes in layers], ridge)
         for start in range(0, n - batch_size + 1, batch_size)
     ]
     return float(np.mean(scores))
 
 
-@register_metric("activation_code_logdet", direction="maximize", aggregate="mean")
+@register_metric("activation_code_logdet", direction="maximize", aggregate="mean", reads="codes")
 def activation_code_logdet(
     acts: ArrayLike,
     *,
@@ -64,7 +92,8 @@ def activation_code_logdet(
     """NASWOT score of one layer: log-determinant of the Hamming kernel of its binary codes.
 
     Mellor, Turner, Storkey & Crowley (2021), "Neural Architecture Search without Training".
-    Each sample i gets a binary code ``c_i = [a_i > threshold]`` over the N_A units; the kernel
+    Each sample i gets a binary code ``c_i = [a_i > threshold]`` over the N_A units (for a
+    convolutional layer, in a search: every channel at every spatial position); the kernel
     ``K_H[i, j] = N_A - d_H(c_i, c_j)`` counts the units on which two samples agree, and the
     score is ``log |K_H + ridge * I|`` (via ``slogdet``). Inputs the layer maps to distinct
     patterns give a well-conditioned kernel and a high score.
@@ -95,10 +124,10 @@ def activation_code_logdet(
     """
     _check_options(batch_size, ridge, "activation_code_logdet")
     a = as_activations(acts, metric="activation_code_logdet", keep_float=True)
-    return _code_logdet(a > threshold, batch_size=batch_size, ridge=ridge)
+    return _code_logdet([_binarise(a, threshold)], batch_size=batch_size, ridge=ridge)
 
 
-@register_metric("naswot", direction="maximize", scope="network")
+@register_metric("naswot", direction="maximize", scope="network", reads="codes")
 def naswot(
     layers: Sequence[ArrayLike],
     *,
@@ -110,8 +139,10 @@ def naswot(
 
     :func:`activation_code_logdet` on the concatenated layers. Mellor et al. (2021)
     concatenate the codes of every rectified unit in the network, so ``N_A`` is the total
-    number of hidden units; this does the same with the captured hidden layers. Same batches,
-    ridge and threshold as :func:`activation_code_logdet`.
+    number of hidden units, for a convolutional layer every channel at every spatial position;
+    a search hands this function exactly those codes (``reads="codes"``; see
+    :mod:`codenas.metrics.capture` for the bounds on rows and positions). Same batches, ridge
+    and threshold as :func:`activation_code_logdet`.
 
     Args:
         layers: one array of shape ``(n_samples, n_units_l)`` per hidden layer, same rows.
@@ -123,11 +154,46 @@ def naswot(
         A float; higher is better (at initialisation it ranks NAS-Bench-201 CIFAR-10
         architectures with Spearman rho about 0.79 against final accuracy).
     """
-    _check_options(batch_size, ridge, "naswot")
-    # Threshold layer by layer and join the bits: no float copy of the whole network.
-    arrays = as_layers(layers, metric="naswot", keep_float=True)
-    codes = np.concatenate([a > threshold for a in arrays], axis=1)
+    return _network_logdet(layers, "naswot", threshold, batch_size, ridge)
+
+
+def _network_logdet(
+    layers: Sequence[ArrayLike], metric: str, threshold: float, batch_size: int, ridge: float
+) -> float:
+    _check_options(batch_size, ridge, metric)
+    # Threshold layer by layer (boolean codes as they are) and add the layers' kernels: no copy
+    # of the whole network's codes.
+    arrays = as_layers(layers, metric=metric, keep_float=True)
+    codes = [_binarise(a, threshold) for a in arrays]
     return _code_logdet(codes, batch_size=batch_size, ridge=ridge)
+
+
+@register_metric("naswot_channel_mean", direction="maximize", scope="network")
+def naswot_channel_mean(
+    layers: Sequence[ArrayLike],
+    *,
+    threshold: float = 0.0,
+    batch_size: int = NASWOT_BATCH,
+    ridge: float = 1.0,
+) -> float:
+    """NASWOT on channel means: one unit per channel of a convolutional layer, not per position.
+
+    The same score as :func:`naswot`, but a search hands it the ``units`` view of the layers, in
+    which each channel of a feature map is its spatial mean. Not the published score: a
+    channel's mean is positive for a ReLU net whenever the channel fires anywhere, so the codes
+    are nearly constant. Kept to compare with what codenas reported before it read every
+    position; for dense layers it equals :func:`naswot`.
+
+    Args:
+        layers: one array of shape ``(n_samples, n_units_l)`` per hidden layer, same rows.
+        threshold: a unit is on where its activation is greater than this.
+        batch_size: rows per kernel, >= 2.
+        ridge: added to the kernel's diagonal, >= 0.
+
+    Returns:
+        A float; higher is better. Bounds as for :func:`activation_code_logdet`.
+    """
+    return _network_logdet(layers, "naswot_channel_mean", threshold, batch_size, ridge)
 
 
 @register_metric("unique_codes_fraction", direction="maximize", aggregate="mean")

@@ -32,12 +32,18 @@ def _flatten(name: str, value: Any, suffix: str = "") -> dict[str, float]:
     return {f"{name}{suffix}": float(value)}
 
 
+def reads_codes(names: Iterable[str]) -> bool:
+    """Whether any of the metrics ``names`` reads the per-position codes (``reads="codes"``)."""
+    return any(get_metric(name).reads == "codes" for name in names)
+
+
 def compute_metrics(
     names: Iterable[str],
     layers: Sequence[np.ndarray],
     *,
     labels: np.ndarray | None = None,
     factors: np.ndarray | None = None,
+    codes: Sequence[np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Values of the metrics ``names`` over hidden ``layers``.
 
@@ -48,6 +54,11 @@ def compute_metrics(
         labels: ``(n_samples,)`` integer class labels, for metrics that need them.
         factors: ``(n_samples, n_factors)`` integer generative factors, for metrics that
             need them.
+        codes: one boolean ``(n_code_rows, n_code_units)`` array per layer, the per-position
+            codes of :func:`codenas.metrics.capture.capture_layers`, read by the metrics
+            registered with ``reads="codes"`` (NASWOT). Default ``layers`` themselves, which is
+            right for dense layers only: for a CNN pass the codes, or NASWOT reads channel
+            means.
 
     Returns:
         A flat dict: ``name`` (aggregate), ``name/layer_k`` for layer metrics, and ``name.key``
@@ -57,11 +68,14 @@ def compute_metrics(
         ValueError: if a metric needs labels or factors that were not given.
     """
     with shared_spectra():  # each layer's eigendecomposition serves every capacity metric
-        return _compute(names, layers, {"labels": labels, "factors": factors})
+        return _compute(names, layers, {"labels": labels, "factors": factors}, codes)
 
 
 def _compute(
-    names: Iterable[str], layers: Sequence[np.ndarray], extras: dict[str, np.ndarray | None]
+    names: Iterable[str],
+    unit_layers: Sequence[np.ndarray],
+    extras: dict[str, np.ndarray | None],
+    codes: Sequence[np.ndarray] | None,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     seen: set[str] = set()
@@ -77,6 +91,7 @@ def _compute(
             )
         kwargs = {n: extras[n] for n in info.needs}
         assert info.fn is not None
+        layers = codes if info.reads == "codes" and codes is not None else unit_layers
         if info.scope == "network":
             out.update(_flatten(info.name, info.fn(layers, **kwargs)))
             continue

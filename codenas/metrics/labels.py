@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from codenas.metrics._common import (
-    entropy,
+    discrete_entropy,
     factors_are_classes,
     histogram_discretize,
     mutual_information,
@@ -121,7 +121,7 @@ def label_information_per_unit(acts: ArrayLike, labels: ArrayLike) -> NDArray[np
     """
     a = as_activations(acts, metric="unit_label_information")
     y = as_labels(labels, a.shape[0], metric="unit_label_information")
-    return mutual_information(histogram_discretize(a), y) / entropy(y)
+    return mutual_information(histogram_discretize(a), y) / discrete_entropy(y)
 
 
 @register_metric(

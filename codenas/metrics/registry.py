@@ -18,6 +18,11 @@ integer array) or ``"factors"`` (an ``(n_samples, n_factors)`` integer array). A
 value is a dict declares its ``keys``; each key is logged as ``name.key`` (and
 ``name.key/layer_k``) and can be named as an objective.
 
+``reads`` is ``"units"`` (the default: a convolutional layer's units are its channels, each
+summarised by its spatial mean) or ``"codes"``: the metric reads the boolean per-position codes
+of :func:`codenas.metrics.capture.capture_layers` (every channel at every spatial position of a
+convolutional layer; the thresholded units of a dense one), as NASWOT is defined.
+
 ``direction`` is ``"maximize"``, ``"minimize"`` or ``None`` for measures where neither is a
 virtue (class selectivity): an objective on such a metric must state its direction.
 """
@@ -33,6 +38,7 @@ from codenas.registry import Registry
 Direction = Literal["maximize", "minimize"]
 Scope = Literal["layer", "network", "run"]
 Aggregate = Literal["mean", "min", "max", "last", "weighted"]
+Reads = Literal["units", "codes"]
 NEEDS = ("labels", "factors")
 
 
@@ -51,6 +57,8 @@ class MetricInfo:
             weighted by layer width, i.e. a share over all units).
         keys: names of the entries of a dict-valued metric, else ``None``.
         summary: one line for ``codenas metrics``.
+        reads: ``"units"`` (channel means for conv layers) or ``"codes"`` (per-position
+            binary codes; see the module docstring).
     """
 
     name: str
@@ -61,6 +69,7 @@ class MetricInfo:
     aggregate: Aggregate = "mean"
     keys: tuple[str, ...] | None = None
     summary: str = ""
+    reads: Reads = "units"
 
     def outputs(self) -> tuple[str, ...]:
         """Every aggregate name this metric logs: ``name`` or ``name.key`` for each key."""
@@ -85,6 +94,7 @@ def register_metric(
     aggregate: Aggregate = "mean",
     keys: Sequence[str] | None = None,
     summary: str | None = None,
+    reads: Reads = "units",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a metric function under ``name`` (see the module docstring)."""
     bad = [n for n in needs if n not in NEEDS]
@@ -103,6 +113,7 @@ def register_metric(
                 aggregate=aggregate,
                 keys=tuple(keys) if keys is not None else None,
                 summary=summary or _first_line(fn.__doc__),
+                reads=reads,
             ),
         )
         return fn

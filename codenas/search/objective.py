@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from codenas.config import Config
 from codenas.errors import TrackingUnavailable
+from codenas.search.samplers.code import LAYERS_ATTR
+from codenas.search.samplers.driver import inheritance_of
 from codenas.search.storage import worker_id
 from codenas.spaces import Space, Spec
 from codenas.training.runtime import trial_seed
@@ -55,6 +57,7 @@ class Objective:
         self.tracker = tracker
         self.fatal: Exception | None = None
         self.last_retry: int | None = None  # the trial the last call re-ran, if a retry
+        self.inheritance = inheritance_of(config)
 
     def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
         """Prune a trial whose size already breaks a ``params`` constraint: no training needed."""
@@ -98,15 +101,21 @@ class Objective:
             self._check_static_constraints(trial, spec)
             # Multi-objective early stopping (codenas/search/early.py): off by default.
             monitor = self._checkpoint_monitor(trial)
+            # The code sampler's optional weight inheritance (off by default): docs/sampler.md.
+            inherit = self.inheritance
             result = self.evaluator.evaluate(
                 spec,
                 seed=trial_seed(self.config, trial, origin),
                 on_epoch_end=monitor,
                 checkpoint_metrics=monitor.coding_metrics if monitor is not None else (),
                 checkpoint_epochs=monitor.epochs if monitor is not None else None,
+                init=inherit.initialiser(trial, spec, self.evaluator.sample_x) if inherit else None,
             )
+            if inherit is not None:
+                inherit.save(trial, result.train.model)
             metrics = result.metrics
             trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr(LAYERS_ATTR, result.code_layers)  # what CodeSampler reads
             if monitor is not None:
                 from codenas.search.early import CHECKPOINTS_ATTR
 

@@ -99,10 +99,12 @@ def run_workers(
     """
     from codenas.data import load_dataset
     from codenas.search.storage import StaleTrialHandler, open_study, storage_for
+    from codenas.search.study import check_sampler
     from codenas.spaces import get_space
 
     n_trials = config.study.trials if n_trials is None else n_trials
     # Check everything a worker would, once, here: a bad config fails before any process starts.
+    check_sampler(config)
     stale = StaleTrialHandler(config.study.retries)
     storage = storage_for(config, stale)
     space = get_space(config.space.name)(config.space)

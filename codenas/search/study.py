@@ -29,7 +29,9 @@ from codenas.training.runtime import default_threads, set_threads
 if TYPE_CHECKING:
     import optuna
 
+    from codenas.data import Dataset
     from codenas.search.pareto import FrontRow
+    from codenas.spaces import Space
 
 
 def sampler_seed(base: int, *salt: int) -> int:
@@ -41,12 +43,26 @@ def sampler_seed(base: int, *salt: int) -> int:
     return int(np.random.SeedSequence([base & 0xFFFFFFFF, *salt]).generate_state(1)[0])
 
 
-def make_sampler(config: Config, seed: int) -> optuna.samplers.BaseSampler:
+def check_sampler(config: Config) -> None:
+    """Refuse bad ``study.sampler_options`` before a study is opened or created."""
+    if config.study.sampler == "code":
+        from codenas.search.samplers.code import check_options
+
+        check_options(config.study.sampler_options)
+
+
+def make_sampler(
+    config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
+) -> optuna.samplers.BaseSampler:
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
     from codenas.errors import ConfigError
 
+    if config.study.sampler == "code":
+        from codenas.search.samplers.driver import code_sampler
+
+        return code_sampler(config, seed, data=data, space=space)
     cls = {
         "tpe": optuna.samplers.TPESampler,
         "nsga2": optuna.samplers.NSGAIISampler,
@@ -132,6 +148,7 @@ def run(
     from codenas.search.early import check_early_stopping
 
     check_early_stopping(config)
+    check_sampler(config)
     stale = StaleTrialHandler(config.study.retries)
     storage = storage_for(config, stale)
     space = get_space(config.space.name)(config.space)
@@ -145,7 +162,7 @@ def run(
     running = any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
     salt = os.getpid() if workers > 1 or running else 0
     seed = sampler_seed(config.study.seed, len(study.trials), worker_index, salt)
-    study.sampler = make_sampler(config, seed)
+    study.sampler = make_sampler(config, seed, data=data, space=space)
 
     tracker = make_tracker(config, study, created=created, name=tracker_name)
     if tracker is not None:

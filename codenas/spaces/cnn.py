@@ -8,7 +8,8 @@ The channels of the blocks follow the same width profile as the MLP's layers
 one of ``constant``, ``funnel``, ``expand``, ``diamond``, ``hourglass``.
 
 ``hidden_layers[k]`` outputs block ``k``'s post-activation feature map ``(N, C, H, W)``; the
-activation capture turns it into ``C`` units, one per channel (its spatial mean).
+activation capture turns it into ``C`` units, one per channel (its spatial mean), and, for
+NASWOT, into binary codes of every channel at every position (``codenas.metrics.capture``).
 """
 
 from __future__ import annotations

@@ -18,12 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import ConfigError, StorageError
-from codenas.tracking import (
-    ensure_experiment,
-    flatten,
-    make_client,
-    mask_url,
-)
+from codenas.tracking.client import ensure_experiment, flatten, make_client
+from codenas.urls import mask_url
 
 if TYPE_CHECKING:
     import optuna

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics.regression import R2Score
 
 from codenas.config import TrainConfig
 from codenas.data import Dataset, Split
@@ -198,36 +199,27 @@ class BriefTrainer:
 
 
 class _R2:
-    """Coefficient of determination over batches, averaged uniformly over the targets.
+    """Coefficient of determination over batches: torchmetrics' ``R2Score``, uniform average.
 
-    ``1 - SSE / SST`` per target column (as ``sklearn.metrics.r2_score`` with
-    ``multioutput="uniform_average"``): 1 is perfect, 0 is predicting the split's mean, and it
-    is negative for worse. A constant target column counts as 1 if fitted exactly, else 0.
+    ``1 - SSE / SST`` per target column, averaged over the columns (as
+    ``sklearn.metrics.r2_score`` with ``multioutput="uniform_average"``): 1 is perfect, 0 is
+    predicting the split's mean, negative for worse. ``nan`` for fewer than two rows, where R2
+    is undefined (torchmetrics raises there).
     """
 
     def __init__(self) -> None:
         self.n = 0
-        self.sse: torch.Tensor | float = 0.0
-        self.sum: torch.Tensor | float = 0.0
-        self.sum_sq: torch.Tensor | float = 0.0
+        self.metric = R2Score(multioutput="uniform_average")
 
     def update(self, out: torch.Tensor, y: torch.Tensor) -> None:
         # float64 on the CPU: exact enough for the sums, and MPS devices have no float64.
         out = out.detach().to("cpu", torch.float64).reshape(len(y), -1)
         y = y.detach().to("cpu", torch.float64).reshape(len(y), -1)
         self.n += len(y)
-        self.sse = self.sse + ((out - y) ** 2).sum(dim=0)
-        self.sum = self.sum + y.sum(dim=0)
-        self.sum_sq = self.sum_sq + (y**2).sum(dim=0)
+        self.metric.update(out, y)
 
     def compute(self) -> float:
-        if self.n == 0:
-            return math.nan
-        sse = torch.as_tensor(self.sse)
-        sst = torch.as_tensor(self.sum_sq) - torch.as_tensor(self.sum) ** 2 / self.n
-        constant = sst <= 1e-12 * self.n
-        r2 = torch.where(constant, (sse <= 1e-12).double(), 1 - sse / sst.clamp_min(1e-300))
-        return float(r2.mean())
+        return float(self.metric.compute()) if self.n >= 2 else math.nan
 
 
 def _to(split: Split, device: torch.device) -> Split:

@@ -363,3 +363,17 @@ def test_factors_are_relabelled_not_rescaled() -> None:
     shifted = factors * 10 + 3  # same partition of the samples
     assert metrics.mig(codes, shifted) == metrics.mig(codes, factors)
     assert metrics.dci(codes, shifted) == metrics.dci(codes, factors)
+
+
+def test_discrete_entropy_anchors() -> None:
+    """One entropy helper for MIG, label information and the report: nats, per column."""
+    from codenas.metrics import discrete_entropy
+
+    assert discrete_entropy(np.arange(12) % 4) == pytest.approx(np.log(4))  # uniform over 4
+    assert discrete_entropy(np.zeros(7, dtype=int)) == 0.0
+    skewed = np.array([0, 0, 0, 1])
+    assert discrete_entropy(skewed) == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+    both = discrete_entropy(np.stack([np.arange(12) % 4, np.arange(12) % 2 + 5], axis=1))
+    np.testing.assert_allclose(both, [np.log(4), np.log(2)])  # any integer codes
+    with pytest.raises(ValueError, match="n_variables"):
+        discrete_entropy(np.zeros((2, 2, 2)))

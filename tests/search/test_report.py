@@ -98,7 +98,7 @@ def test_only_the_figures_the_data_supports() -> None:
 
 
 def test_mi_figure_sorts_units_as_mig_reads_them() -> None:
-    from codenas.decisions.report import _unit_order
+    from codenas.decisions.report.figures import _unit_order
 
     score = np.array([[0.1, 0.9], [0.8, 0.1], [0.0, 0.0], [0.5, 0.2], [0.2, 0.3]])
     # Factor 0 first (units 1, 3 by information), then factor 1 (0, 4), silent unit 2 last.

@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import codenas
+import codenas.workflows
 from codenas.errors import StudyMismatchError
 from codenas.search.study import make_sampler, sampler_seed
 from codenas.spaces import MLPSpace, MLPSpec, register_space
@@ -204,7 +205,7 @@ def test_a_search_ends_with_a_report_per_pareto_member(tmp_path: Path) -> None:
     config = make_config(
         tmp_path, ["study.trials=2", "tracking.report=true", f"tracking.report_dir={tmp_path}/rep"]
     )
-    study = codenas.search.run(config)
+    study = codenas.workflows.search(config)  # codenas search: the trials, then the reports
     front = sorted(t.number for t in study.best_trials)
     assert front
     written = sorted(

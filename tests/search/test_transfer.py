@@ -11,17 +11,15 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from codenas.cli import main
+from codenas.decisions.seeding import enqueue_seeds, seeds_from
 from codenas.decisions.transfer import (
     dump_spec_file,
-    enqueue_seeds,
     load_spec_file,
-    seeds_from,
     train_config,
     write_spec_file,
 )
 from codenas.errors import ConfigError
-from codenas.search.storage import CONFIG_ATTR
-from codenas.search.storage import _stored_form
+from codenas.search.storage import CONFIG_ATTR, _stored_form
 from codenas.spaces import MLPSpec
 from tests.conftest import make_config
 from tests.search._picking import searched_study, trained_run

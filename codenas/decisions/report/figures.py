@@ -1,87 +1,30 @@
-"""The neural-code report of one network: PNG figures and one self-contained HTML page.
+"""The figures of a neural-code report (matplotlib), each with its one-sentence reading guide.
 
-For a trial of a search (its weights are not kept: the spec is rebuilt and trained again with
-the study's config and the trial's seed) or a ``codenas train`` run (its logged model is
-loaded), the hidden activations are read on the validation sample of the search, and drawn:
-
-``capacity.png``
-    per layer: width, units alive, effective rank, participation ratio, and what
-    ``codenas rightsize`` would keep;
-``cka.png``
-    linear CKA between every pair of hidden layers (Nguyen, Raghu & Kornblith 2021), for a
-    network of two or more hidden layers;
-``factor_mi.png`` (known factors)
-    normalised mutual information between each unit of the last hidden layer and each factor,
-    units sorted as MIG reads them (by the factor they inform most, then by information);
-``dci_importance.png`` (known factors)
-    the DCI importance matrix (extra-trees importances, as ``dci_forest``), same unit order;
-``selectivity.png`` (class labels)
-    the distribution of the class selectivity index per layer (Morcos et al. 2018);
-``selective_units.png`` (class labels)
-    the most selective units of the last hidden layer per class, with their class profiles.
-
-Every figure has a title, labelled axes and a one-sentence reading guide printed under it. The
-page ``report.html`` inlines the images (base64), so it can be mailed or archived alone. With a
-tracking URI, the files are also logged to the run under ``report/``.
+Every figure of the report in one file (about 410 lines): they share the layout helpers, the
+unit ordering and the reading-guide convention.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import html
 import math
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from codenas.errors import CodenasError, StorageError
 from codenas.evaluation.neural_code import NeuralCode
 
 if TYPE_CHECKING:
-    import optuna
     from matplotlib.figure import Figure
 
-    from codenas.config import Config
 
 ARTIFACT_DIR = "report"
 MAX_UNITS_SHOWN = 64  # columns of the factor matrices; more would be unreadable
 MAX_CLASSES_SHOWN = 20
 UNITS_PER_CLASS = 2
 _DPI = 100
-
-
-@dataclasses.dataclass(frozen=True)
-class FigureFile:
-    """One figure of a report: ``name.png`` with its title and reading guide."""
-
-    name: str
-    title: str
-    guide: str
-    path: Path
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    """The files of one report.
-
-    Attributes:
-        out_dir: the folder written; html: ``report.html`` in it; figures: the PNGs.
-        title: what network the report is about.
-        run_id: the MLflow run the files were logged to, or ``None``.
-        notes: caveats shown on the page (e.g. a re-training that differs from the trial).
-    """
-
-    out_dir: Path
-    html: Path
-    figures: list[FigureFile]
-    title: str
-    run_id: str | None = None
-    notes: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- figures
@@ -218,12 +161,6 @@ def cka_figure(code: NeuralCode) -> tuple[Figure, str, str]:
     return _finish(fig, title, guide), title, guide
 
 
-def _entropy(y: NDArray[np.int64]) -> float:
-    p = np.bincount(y) / len(y)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
 def _unit_order(score: NDArray[np.float64]) -> NDArray[np.int64]:
     """Units (rows of ``score``, ``(n_units, n_factors)``) grouped by their best factor, then
     by their best score, highest first: how MIG reads the matrix, made visible."""
@@ -242,12 +179,12 @@ def factor_mi_figure(
     code: NeuralCode,
 ) -> tuple[Figure, str, str, NDArray[np.int64], NDArray[np.float64]]:
     """Unit x factor normalised mutual information of the last hidden layer, MIG-sorted."""
-    from codenas.metrics import mig, mutual_information_matrix
+    from codenas.metrics import discrete_entropy, mig, mutual_information_matrix
 
     assert code.factors is not None
     acts = code.layers[-1]
     mi = mutual_information_matrix(acts, code.factors)
-    h = np.array([_entropy(code.factors[:, j]) for j in range(code.factors.shape[1])])
+    h = np.asarray(discrete_entropy(code.factors), dtype=np.float64)
     norm = mi / np.where(h > 0, h, 1.0)
     keep = _top_units(norm, MAX_UNITS_SHOWN)
     order = keep[_unit_order(norm[keep])]
@@ -472,245 +409,3 @@ def draw(code: NeuralCode) -> list[tuple[str, Figure, str, str]]:
         fig, title, guide = selective_units_figure(code)
         out.append(("selective_units", fig, title, guide))
     return out
-
-
-# ----------------------------------------------------------------------------- files
-
-
-_KEY_METRICS = (
-    "val_accuracy",
-    "test_accuracy",
-    "val_r2",
-    "test_r2",
-    "val_loss",
-    "test_loss",
-    "params",
-    "capacity_usage",
-    "effective_rank",
-    "dead_fraction",
-    "layer_redundancy",
-    "mig",
-    "dci_forest.disentanglement",
-    "class_selectivity.mean",
-    "linear_probe_accuracy",
-)
-
-
-def write_report(
-    code: NeuralCode, out_dir: str | Path, *, notes: Sequence[str] = (), subtitle: str = ""
-) -> Report:
-    """Draw every figure of ``code`` into ``out_dir`` as PNGs and one ``report.html``."""
-    from codenas.search.pareto import spec_summary
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    figures = []
-    for name, fig, title, guide in draw(code):
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=_DPI)
-        figures.append(FigureFile(name, title, guide, path))
-    if len(code.layers) == 1:
-        notes = [*notes, "One hidden layer: no CKA matrix between layers to draw."]
-    page = _html(code, figures, notes, subtitle, spec_summary(code.spec.to_dict()))
-    html_path = out / "report.html"
-    html_path.write_text(page, encoding="utf-8")
-    return Report(out, html_path, figures, code.title, notes=tuple(notes))
-
-
-def _html(
-    code: NeuralCode,
-    figures: Sequence[FigureFile],
-    notes: Sequence[str],
-    subtitle: str,
-    summary: str,
-) -> str:
-    esc = html.escape
-    rows = "".join(
-        f"<tr><th>{esc(k)}</th><td>{_fmt(code.metrics[k])}</td></tr>"
-        for k in _KEY_METRICS
-        if k in code.metrics
-    )
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>codenas report: {esc(code.title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
-        "img{max-width:100%;border:1px solid #ddd}figure{margin:2em 0}"
-        "figcaption{font-style:italic;color:#444}table{border-collapse:collapse}"
-        "th,td{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}"
-        ".note{background:#fff6d6;padding:.5em 1em}</style></head><body>",
-        f"<h1>Neural code of {esc(code.title)}</h1>",
-        f"<p><code>{esc(summary)}</code>{' &middot; ' + esc(subtitle) if subtitle else ''}</p>",
-        f"<p>Activations of {len(code.layers[0])} validation samples; widths "
-        f"{esc(', '.join(map(str, code.widths)))}.</p>",
-    ]
-    parts += [f"<p class='note'>{esc(n)}</p>" for n in notes]
-    if rows:
-        parts.append(f"<table>{rows}</table>")
-    for f in figures:
-        data = base64.b64encode(f.path.read_bytes()).decode("ascii")
-        parts.append(
-            f"<figure><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' "
-            f"src='data:image/png;base64,{data}'><figcaption>{esc(f.guide)}</figcaption></figure>"
-        )
-    parts.append("<p><small>Written by codenas.</small></p></body></html>")
-    return "\n".join(parts)
-
-
-def _fmt(value: float) -> str:
-    if math.isfinite(value) and value == int(value) and abs(value) >= 1:
-        return f"{int(value):,d}"
-    return f"{value:.4g}"
-
-
-# ----------------------------------------------------------------------------- entry points
-
-
-def _compare(recorded: dict[str, float], now: dict[str, float]) -> list[str]:
-    for name in ("val_accuracy", "val_r2", "val_loss"):
-        if name in recorded and name in now:
-            if abs(recorded[name] - now[name]) > 1e-3 * max(1.0, abs(recorded[name])):
-                return [
-                    f"The network was trained again for this report and does not reproduce the "
-                    f"trial exactly: {name} {now[name]:.4g} now, {recorded[name]:.4g} in the "
-                    "search (non-deterministic kernels or another device)."
-                ]
-            return []
-    return []
-
-
-def report_trial(
-    study: optuna.Study,
-    number: int,
-    config: Config,
-    out_dir: str | Path,
-    *,
-    log: bool = True,
-) -> Report:
-    """Report on trial ``number`` of ``study``: re-train it as it was trained, draw, log."""
-    from codenas.decisions.rightsize import get_trial
-    from codenas.evaluation.neural_code import retrain, trial_seed_of
-    from codenas.spaces import spec_from_dict
-
-    trial = get_trial(study, number)
-    origin = trial.system_attrs.get("failed_trial")
-    seed = trial_seed_of(config, number, None if origin is None else int(origin))
-    title = f"trial {number} of study {study.study_name!r}"
-    recorded = dict(trial.user_attrs.get("metrics", {}))
-    spec = spec_from_dict(trial.user_attrs["spec"])
-    code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
-    notes = _compare(recorded, code.metrics)
-    code.metrics = {**code.metrics, **recorded}
-    report = write_report(code, out_dir, notes=notes, subtitle=f"re-trained with seed {seed}")
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if log and run_id and config.tracking.enabled:
-        _log(config.tracking.uri, run_id, report)
-        report = dataclasses.replace(report, run_id=run_id)
-    return report
-
-
-def report_front(
-    study: optuna.Study,
-    config: Config,
-    out_dir: str | Path | None = None,
-    *,
-    log: bool = True,
-    skip_existing: bool = True,
-) -> list[Report]:
-    """Write a report for each member of the study's Pareto front (and log it to its run).
-
-    Each member is trained again as its trial was (a brief training per member), so on a
-    continued study ``skip_existing`` leaves members whose ``trial-N/report.html`` exists.
-
-    Args:
-        study: the study, after its search.
-        config: the study's config (with usable storage and tracking URLs).
-        out_dir: parent folder; each trial gets ``trial-N/`` in it. Default
-            ``reports/<study name>/``.
-        log: also log each report to its trial's MLflow run under ``report/``.
-        skip_existing: do not redo a member whose report is already in ``out_dir``.
-
-    Returns:
-        One :class:`Report` per member written now, by trial number.
-    """
-    base = Path(out_dir) if out_dir is not None else Path("reports") / study.study_name
-    reports = []
-    for trial in sorted(study.best_trials, key=lambda t: t.number):
-        folder = base / f"trial-{trial.number}"
-        if skip_existing and (folder / "report.html").exists():
-            continue
-        reports.append(report_trial(study, trial.number, config, folder, log=log))
-    return reports
-
-
-def report_run(
-    run_id: str, *, tracking_uri: str, out_dir: str | Path | None = None, log: bool = True
-) -> Report:
-    """Report on an MLflow run: a search trial (re-trained) or a ``codenas train`` run (its
-    logged model loaded).
-
-    Raises:
-        CodenasError: the run does not exist, is not a codenas trial or train run, or lacks its
-            spec or config.
-    """
-    from codenas.config import Config
-    from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
-    from codenas.spaces import build_model, spec_from_dict
-    from codenas.tracking.runs import load_logged_model, read_run
-
-    record = read_run(tracking_uri, run_id)
-    if record.kind == "other" or record.spec is None:
-        raise CodenasError(
-            f"run {run_id} is neither a trial of a codenas search nor a `codenas train` run "
-            "(it has no codenas.spec tag)"
-        )
-    if record.config is None:
-        where = "its parent (study) run" if record.kind == "trial" else "the run"
-        raise CodenasError(f"run {run_id}: no config.yaml artifact on {where}")
-    raw = dict(record.config)
-    raw.setdefault("tracking", {})["uri"] = tracking_uri
-    config = Config.from_dict(raw, source=f"run {run_id} (config.yaml)")
-    spec = spec_from_dict(record.spec)
-    notes: list[str] = []
-    if record.kind == "trial":
-        number = int(record.tags["codenas.trial_number"])
-        retry = record.tags.get("codenas.retry_of_trial")
-        seed = trial_seed_of(config, number, None if retry is None else int(retry))
-        study_name = record.tags.get("codenas.study", "?")
-        title = f"trial {number} of study {study_name!r}"
-        code = retrain(config, spec, seed=seed, title=title, recorded=record.metrics)
-        notes = _compare(record.metrics, code.metrics)
-        code.metrics = {**code.metrics, **record.metrics}
-        subtitle = f"run {run_id}, re-trained with seed {seed}"
-    else:
-        logged = load_logged_model(tracking_uri, run_id)
-        model = build_model(spec)
-        try:
-            model.load_state_dict(logged.state_dict())
-        except (RuntimeError, KeyError) as err:
-            raise CodenasError(
-                f"run {run_id}: the logged model does not match its spec: "
-                f"{str(err).splitlines()[0][:200]}"
-            ) from None
-        title = f"{spec.space} trained on {record.tags.get('codenas.data', '?')}"
-        code = from_model(config, spec, model, title=title, metrics=record.metrics)
-        subtitle = f"run {run_id}, logged model"
-    out = Path(out_dir) if out_dir is not None else Path(f"report-{run_id[:8]}")
-    report = write_report(code, out, notes=notes, subtitle=subtitle)
-    if log:
-        _log(tracking_uri, run_id, report)
-        report = dataclasses.replace(report, run_id=run_id)
-    return report
-
-
-def _log(uri: str, run_id: str, report: Report) -> None:
-    from codenas.tracking.runs import log_files
-
-    try:
-        log_files(uri, run_id, [f.path for f in report.figures] + [report.html], ARTIFACT_DIR)
-    except CodenasError:
-        raise
-    except Exception as err:  # a tracking problem must not lose the files already written
-        raise StorageError(
-            f"report written to {report.out_dir}, but logging it to run {run_id} failed: "
-            f"{str(err).splitlines()[0][:200]}"
-        ) from None

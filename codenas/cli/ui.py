@@ -1,0 +1,49 @@
+"""``codenas ui``: start the MLflow UI on the tracking store (localhost only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from codenas.cli._common import DEFAULT_TRACKING, existing_sqlite
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on the tracking store (localhost only)",
+        description="Start `mlflow server` on the tracking URI, bound to 127.0.0.1.",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        default=DEFAULT_TRACKING,
+        help=f"MLflow tracking URI (default: {DEFAULT_TRACKING})",
+    )
+    p.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    uri = args.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        print(f"{uri} is already a tracking server: open it in a browser")
+        return 0
+    existing_sqlite(uri, "MLflow database", "--tracking-uri")
+    mlflow = shutil.which("mlflow")
+    cmd = [mlflow] if mlflow else [sys.executable, "-m", "mlflow"]
+    cmd += ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
+    from codenas.tracking import codenas_experiments, runs_table_url
+
+    base = f"http://127.0.0.1:{args.port}"
+    print(
+        f"MLflow UI on {base} (Ctrl-C to stop); the runs of each codenas experiment:",
+        file=sys.stderr,
+    )
+    for name, experiment_id in codenas_experiments(uri):
+        print(f"  {name}: {runs_table_url(base, experiment_id)}", file=sys.stderr)
+    print("Filter the Pareto front with  tags.`codenas.pareto` = 'true'", file=sys.stderr)
+    return subprocess.call(cmd)

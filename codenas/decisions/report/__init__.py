@@ -1,0 +1,189 @@
+"""The neural-code report of one network: PNG figures and one self-contained HTML page.
+
+For a trial of a search (its weights are not kept: the spec is rebuilt and trained again with
+the study's config and the trial's seed) or a ``codenas train`` run (its logged model is
+loaded), the hidden activations are read on the validation sample of the search, and drawn:
+
+``capacity.png``
+    per layer: width, units alive, effective rank, participation ratio, and what
+    ``codenas rightsize`` would keep;
+``cka.png``
+    linear CKA between every pair of hidden layers (Nguyen, Raghu & Kornblith 2021), for a
+    network of two or more hidden layers;
+``factor_mi.png`` (known factors)
+    normalised mutual information between each unit of the last hidden layer and each factor,
+    units sorted as MIG reads them (by the factor they inform most, then by information);
+``dci_importance.png`` (known factors)
+    the DCI importance matrix (extra-trees importances, as ``dci_forest``), same unit order;
+``selectivity.png`` (class labels)
+    the distribution of the class selectivity index per layer (Morcos et al. 2018);
+``selective_units.png`` (class labels)
+    the most selective units of the last hidden layer per class, with their class profiles.
+
+Every figure has a title, labelled axes and a one-sentence reading guide printed under it. The
+page ``report.html`` inlines the images (base64), so it can be mailed or archived alone. With a
+tracking URI, the files are also logged to the run under ``report/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codenas.errors import CodenasError, StorageError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from codenas.config import Config
+
+from codenas.decisions.report.figures import (  # noqa: F401  (the public figure API)
+    ARTIFACT_DIR,
+    capacity_figure,
+    cka_figure,
+    dci_figure,
+    draw,
+    factor_mi_figure,
+    selective_units_figure,
+    selectivity_figure,
+)
+from codenas.decisions.report.html import FigureFile, Report, _compare, write_report  # noqa: F401
+
+
+def report_trial(
+    study: optuna.Study,
+    number: int,
+    config: Config,
+    out_dir: str | Path,
+    *,
+    log: bool = True,
+) -> Report:
+    """Report on trial ``number`` of ``study``: re-train it as it was trained, draw, log."""
+    from codenas.decisions.rightsize import get_trial
+    from codenas.evaluation.neural_code import retrain, trial_seed_of
+    from codenas.spaces import spec_from_dict
+
+    trial = get_trial(study, number)
+    origin = trial.system_attrs.get("failed_trial")
+    seed = trial_seed_of(config, number, None if origin is None else int(origin))
+    title = f"trial {number} of study {study.study_name!r}"
+    recorded = dict(trial.user_attrs.get("metrics", {}))
+    spec = spec_from_dict(trial.user_attrs["spec"])
+    code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
+    notes = _compare(recorded, code.metrics)
+    code.metrics = {**code.metrics, **recorded}
+    report = write_report(code, out_dir, notes=notes, subtitle=f"re-trained with seed {seed}")
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if log and run_id and config.tracking.enabled:
+        _log(config.tracking.uri, run_id, report)
+        report = dataclasses.replace(report, run_id=run_id)
+    return report
+
+
+def report_front(
+    study: optuna.Study,
+    config: Config,
+    out_dir: str | Path | None = None,
+    *,
+    log: bool = True,
+    skip_existing: bool = True,
+) -> list[Report]:
+    """Write a report for each member of the study's Pareto front (and log it to its run).
+
+    Each member is trained again as its trial was (a brief training per member), so on a
+    continued study ``skip_existing`` leaves members whose ``trial-N/report.html`` exists.
+
+    Args:
+        study: the study, after its search.
+        config: the study's config (with usable storage and tracking URLs).
+        out_dir: parent folder; each trial gets ``trial-N/`` in it. Default
+            ``reports/<study name>/``.
+        log: also log each report to its trial's MLflow run under ``report/``.
+        skip_existing: do not redo a member whose report is already in ``out_dir``.
+
+    Returns:
+        One :class:`Report` per member written now, by trial number.
+    """
+    base = Path(out_dir) if out_dir is not None else Path("reports") / study.study_name
+    reports = []
+    for trial in sorted(study.best_trials, key=lambda t: t.number):
+        folder = base / f"trial-{trial.number}"
+        if skip_existing and (folder / "report.html").exists():
+            continue
+        reports.append(report_trial(study, trial.number, config, folder, log=log))
+    return reports
+
+
+def report_run(
+    run_id: str, *, tracking_uri: str, out_dir: str | Path | None = None, log: bool = True
+) -> Report:
+    """Report on an MLflow run: a search trial (re-trained) or a ``codenas train`` run (its
+    logged model loaded).
+
+    Raises:
+        CodenasError: the run does not exist, is not a codenas trial or train run, or lacks its
+            spec or config.
+    """
+    from codenas.config import Config
+    from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
+    from codenas.spaces import build_model, spec_from_dict
+    from codenas.tracking.runs import load_logged_model, read_run
+
+    record = read_run(tracking_uri, run_id)
+    if record.kind == "other" or record.spec is None:
+        raise CodenasError(
+            f"run {run_id} is neither a trial of a codenas search nor a `codenas train` run "
+            "(it has no codenas.spec tag)"
+        )
+    if record.config is None:
+        where = "its parent (study) run" if record.kind == "trial" else "the run"
+        raise CodenasError(f"run {run_id}: no config.yaml artifact on {where}")
+    raw = dict(record.config)
+    raw.setdefault("tracking", {})["uri"] = tracking_uri
+    config = Config.from_dict(raw, source=f"run {run_id} (config.yaml)")
+    spec = spec_from_dict(record.spec)
+    notes: list[str] = []
+    if record.kind == "trial":
+        number = int(record.tags["codenas.trial_number"])
+        retry = record.tags.get("codenas.retry_of_trial")
+        seed = trial_seed_of(config, number, None if retry is None else int(retry))
+        study_name = record.tags.get("codenas.study", "?")
+        title = f"trial {number} of study {study_name!r}"
+        code = retrain(config, spec, seed=seed, title=title, recorded=record.metrics)
+        notes = _compare(record.metrics, code.metrics)
+        code.metrics = {**code.metrics, **record.metrics}
+        subtitle = f"run {run_id}, re-trained with seed {seed}"
+    else:
+        logged = load_logged_model(tracking_uri, run_id)
+        model = build_model(spec)
+        try:
+            model.load_state_dict(logged.state_dict())
+        except (RuntimeError, KeyError) as err:
+            raise CodenasError(
+                f"run {run_id}: the logged model does not match its spec: "
+                f"{str(err).splitlines()[0][:200]}"
+            ) from None
+        title = f"{spec.space} trained on {record.tags.get('codenas.data', '?')}"
+        code = from_model(config, spec, model, title=title, metrics=record.metrics)
+        subtitle = f"run {run_id}, logged model"
+    out = Path(out_dir) if out_dir is not None else Path(f"report-{run_id[:8]}")
+    report = write_report(code, out, notes=notes, subtitle=subtitle)
+    if log:
+        _log(tracking_uri, run_id, report)
+        report = dataclasses.replace(report, run_id=run_id)
+    return report
+
+
+def _log(uri: str, run_id: str, report: Report) -> None:
+    from codenas.tracking.runs import log_files
+
+    try:
+        log_files(uri, run_id, [f.path for f in report.figures] + [report.html], ARTIFACT_DIR)
+    except CodenasError:
+        raise
+    except Exception as err:  # a tracking problem must not lose the files already written
+        raise StorageError(
+            f"report written to {report.out_dir}, but logging it to run {run_id} failed: "
+            f"{str(err).splitlines()[0][:200]}"
+        ) from None
