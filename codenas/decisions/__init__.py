@@ -10,6 +10,8 @@ Public API (imported lazily)::
     train(spec, train_config(spec_file, data=...)) -> Trained
     seed_search(config, source_study, top=None) -> (seeds, queued trial numbers)
     report_run(run_id, tracking_uri=...) -> Report;  report_front(study, config) -> [Report]
+    resolve_source(run_id=... | study=, storage=, trial=... | spec=, weights=...) -> Source
+    erase(source, factor, layer=None) -> Erasure;  distil(source, student=None) -> Distilled
 """
 
 from __future__ import annotations
@@ -36,10 +38,20 @@ _EXPORTS = {
     "report_trial": "codenas.decisions.report",
     "report_front": "codenas.decisions.report",
     "Report": "codenas.decisions.report",
+    "resolve_source": "codenas.decisions.source",
+    "Source": "codenas.decisions.source",
+    "erase": "codenas.decisions.erase",
+    "Erasure": "codenas.decisions.erase",
+    "distil": "codenas.decisions.distil",
+    "Distilled": "codenas.decisions.distil",
 }
 
 # Names exported under another name than the one they have in their module.
-_ALIASES = {"propose_rightsize": "propose", "enqueue_rightsize": "enqueue"}
+_ALIASES = {
+    "propose_rightsize": "propose",
+    "enqueue_rightsize": "enqueue",
+    "resolve_source": "resolve",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,535 @@
+"""Distil a trained network into a student sized from the teacher's own code.
+
+``distil(source)`` proceeds in three steps:
+
+1. **Student.** By default the right-size rule (:mod:`codenas.decisions.rightsize`) is applied
+   to the teacher's code read on the validation sample: layers whose linear CKA with the layer
+   kept before them is at least ``cka_threshold`` are dropped, every other layer is cut to
+   ``ceil(margin x effective rank)`` units (at most its live units). Student layer ``i`` *stands
+   for* the teacher layer it was cut from. ``student=`` gives an architecture instead (its
+   layers then stand for teacher layers at the same relative depth).
+2. **Training** (a small Lightning Fabric loop, the brief-training loop's optimiser and batch
+   order, same budget as the teacher's config): knowledge distillation (Hinton, Vinyals & Dean
+   2015) ::
+
+       loss = (1 - alpha) CE(s, y) + alpha T^2 KL(softmax(t / T) || softmax(s / T))
+
+   with ``s``, ``t`` the student's and teacher's logits (for regression, the KL term is the
+   squared error to the teacher's outputs), plus optionally ``hint`` times a FitNets-style
+   representation term (Romero et al. 2015): each student layer, through a trained linear map,
+   regresses the z-scored units of the teacher layer it stands for (squared error, averaged over
+   layers; the maps are thrown away after training). The defaults (``T``, ``alpha``, ``hint``)
+   were chosen on two dev tasks only (``benchmarks/distillation.py --choose``) and are
+   reported on others (docs/editing.md).
+3. **Record.** Validation and test metrics, the student's coding metrics (as ``codenas train``
+   measures them), and the linear CKA between each student layer and the teacher layer it
+   stands for (``cka_teacher/layer_i``), logged as an MLflow run (``codenas.role=distil``) with
+   the student model, linked to the teacher by ``codenas.source_*`` tags.
+
+``train_student(..., teacher=None)`` trains the same student from scratch with the same loop,
+budget and seed: the baseline the benchmark compares with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codenas.errors import ConfigError
+from codenas.spaces import Spec, build_model
+
+if TYPE_CHECKING:
+    from codenas.config import Config, TrainConfig
+    from codenas.data import Dataset
+    from codenas.decisions.rightsize import LayerPlan
+    from codenas.decisions.source import Source
+
+# The best of the grid on the dev tasks (digits, factors with another mixing map:
+# benchmarks/distillation.py --choose; docs/editing.md), by validation accuracy; differences
+# were within the seeds' spread. Not chosen on the tasks the benchmark reports.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_ALPHA = 0.5
+DEFAULT_HINT = 0.0
+
+
+# ----------------------------------------------------------------------------- student
+
+
+def _widths_field(spec: Spec) -> str:
+    from codenas.decisions.rightsize import WIDTH_FIELDS
+
+    field = WIDTH_FIELDS.get(spec.space)
+    if field is None:
+        raise ConfigError(f"distil knows the spaces mlp and cnn, not {spec.space!r}")
+    return field
+
+
+def depth_of(spec: Spec) -> int:
+    return len(getattr(spec, _widths_field(spec)))
+
+
+def propose_student(
+    source: Source,
+    *,
+    margin: float | None = None,
+    cka_threshold: float | None = None,
+) -> tuple[Spec, list[LayerPlan], list[int]]:
+    """The right-sized student of the teacher, from the teacher's code on the validation sample.
+
+    Returns:
+        ``(student spec, the rule's plan per teacher layer, stands_for)`` where
+        ``stands_for[i]`` is the teacher layer student layer ``i`` was cut from.
+    """
+    from codenas.decisions.rightsize import (
+        DEFAULT_CKA_THRESHOLD,
+        DEFAULT_MARGIN,
+        plan_layers,
+        usage_from_code,
+    )
+    from codenas.evaluation.neural_code import from_model
+
+    field = _widths_field(source.spec)
+    code = from_model(
+        source.config, source.spec, source.model(), title=source.title, data=source.data
+    )
+    usage, cka = usage_from_code(code)
+    plan = plan_layers(
+        usage,
+        cka if len(usage) > 1 else None,
+        margin=DEFAULT_MARGIN if margin is None else margin,
+        cka_threshold=DEFAULT_CKA_THRESHOLD if cka_threshold is None else cka_threshold,
+        min_width=int(getattr(source.config.space, "min_width", 1)),
+    )
+    kept = [p for p in plan if p.new_width is not None]
+    widths = tuple(int(p.new_width) for p in kept if p.new_width is not None)
+    spec = dataclasses.replace(source.spec, **{field: widths})
+    return spec, plan, [p.index for p in kept]
+
+
+def stands_for_by_depth(student_depth: int, teacher_depth: int) -> list[int]:
+    """Teacher layer at the same relative depth as each student layer (last maps to last)."""
+    if student_depth == 1:
+        return [teacher_depth - 1]
+    return [round(i * (teacher_depth - 1) / (student_depth - 1)) for i in range(student_depth)]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclasses.dataclass
+class StudentRun:
+    """One trained student: the module, its task metrics, wall time and steps."""
+
+    model: nn.Module
+    metrics: dict[str, float]
+    seconds: float
+    steps: int
+
+
+def _units(out: torch.Tensor) -> torch.Tensor:
+    return out if out.dim() == 2 else out.flatten(2).mean(dim=2)
+
+
+def train_student(
+    spec: Spec,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    teacher: nn.Module | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    alpha: float = DEFAULT_ALPHA,
+    hint: float = DEFAULT_HINT,
+    stands_for: Sequence[int] | None = None,
+) -> StudentRun:
+    """Train ``spec`` on ``data`` for ``cfg.epochs`` epochs, distilling ``teacher`` if given.
+
+    Args:
+        spec: the student architecture.
+        data: the dataset (train rows for training; validation and test are measured).
+        cfg: the ``train:`` config (epochs, batch size, optimiser, accelerator, precision).
+        seed: seeds the initialisation and the batch order (as a trial's seed does).
+        teacher: the trained teacher, or ``None`` to train from scratch (labels only).
+        temperature: ``T`` > 0 of the softened logits.
+        alpha: weight in [0, 1] of the distillation term (``1 - alpha`` on the labels).
+        hint: weight >= 0 of the representation term (needs ``stands_for``).
+        stands_for: the teacher layer each student layer stands for.
+
+    Returns:
+        The :class:`StudentRun` (``val_*``/``test_*`` metrics, module on the CPU, eval mode).
+    """
+    from lightning.fabric import Fabric
+
+    from codenas.decisions.erase import task_metrics
+    from codenas.metrics import capture_activations
+    from codenas.training.loop import make_optimizer
+
+    if not temperature > 0 or not 0.0 <= alpha <= 1.0 or not hint >= 0.0:
+        raise ConfigError(
+            "distillation needs temperature > 0, 0 <= alpha <= 1 and hint >= 0, got "
+            f"{temperature=}, {alpha=}, {hint=}"
+        )
+    classification = data.task == "classification"
+    torch.manual_seed(seed)
+    student = build_model(spec)
+    x_all, y_all = data.train.x, data.train.y
+    distilling = teacher is not None and alpha > 0
+    hinting = teacher is not None and hint > 0
+    maps = nn.ModuleList()
+    targets: list[torch.Tensor] = []
+    teacher_out = None
+    if teacher is not None:
+        teacher = teacher.cpu().eval()
+        with torch.no_grad():
+            teacher_out = torch.cat(
+                [teacher(x_all[s : s + 1024]).float() for s in range(0, len(x_all), 1024)]
+            )
+    if hinting:
+        assert teacher is not None
+        if stands_for is None:
+            raise ConfigError("the hint term needs the teacher layer each student layer stands for")
+        units = capture_activations(teacher, x_all, [teacher.hidden_layers[j] for j in stands_for])
+        for i, u in enumerate(units):
+            t = torch.as_tensor(u)
+            t = (t - t.mean(0)) / t.std(0).clamp_min(1e-6)
+            targets.append(t)
+            width = int(getattr(spec, _widths_field(spec))[i])
+            maps.append(nn.Linear(width, t.shape[1]))
+    fabric = Fabric(accelerator=cfg.accelerator, devices=1, precision=cfg.precision)
+    holder = nn.ModuleDict({"student": student, "maps": maps})
+    optimizer = make_optimizer(holder, cfg)
+    fholder, optimizer = fabric.setup(holder, optimizer)
+    device = fabric.device
+    x_dev, y_dev = x_all.to(device), y_all.to(device)
+    t_dev = None if teacher_out is None else teacher_out.to(device)
+    targets = [t.to(device) for t in targets]
+    captured: list[torch.Tensor] = []
+    hooks = []
+    if hinting:
+        for block in student.hidden_layers:
+            hooks.append(block.register_forward_hook(lambda _m, _i, out: captured.append(out)))
+    generator = torch.Generator().manual_seed(seed)
+    fholder.train()
+    steps = 0
+    start = time.perf_counter()
+    n = len(x_all)
+    for _epoch in range(cfg.epochs):
+        perm = torch.randperm(n, generator=generator).to(device)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            captured.clear()
+            # The student itself: Fabric moved its parameters to the device in setup().
+            out = student(x_dev[idx]).float()
+            y = y_dev[idx]
+            label = F.cross_entropy(out, y) if classification else F.mse_loss(out, y)
+            loss = label if not distilling else (1.0 - alpha) * label
+            if distilling:
+                assert t_dev is not None
+                t = t_dev[idx]
+                if classification:
+                    kd = F.kl_div(
+                        F.log_softmax(out / temperature, dim=1),
+                        F.log_softmax(t / temperature, dim=1),
+                        reduction="batchmean",
+                        log_target=True,
+                    )
+                    loss = loss + alpha * temperature**2 * kd
+                else:
+                    loss = loss + alpha * F.mse_loss(out, t)
+            if hinting:
+                terms = [
+                    F.mse_loss(maps[k](_units(captured[k])), targets[k][idx])
+                    for k in range(len(targets))
+                ]
+                loss = loss + hint * torch.stack(terms).mean()
+            fabric.backward(loss)
+            optimizer.step()
+            steps += 1
+    seconds = time.perf_counter() - start
+    for h in hooks:
+        h.remove()
+    if not math.isfinite(float(loss.detach())):
+        from codenas.training.loop import TrainingDiverged
+
+        raise TrainingDiverged(f"distillation loss became {float(loss.detach())}")
+    student = student.cpu().eval()
+    return StudentRun(student, task_metrics(student, data), seconds, steps)
+
+
+# ----------------------------------------------------------------------------- distil
+
+
+@dataclasses.dataclass
+class Distilled:
+    """The outcome of :func:`distil`.
+
+    Attributes:
+        title: the teacher; teacher_spec, student_spec: the two architectures.
+        plan: the right-size rule's plan per teacher layer (``None`` for a given student).
+        stands_for: the teacher layer each student layer stands for.
+        model: the trained student.
+        metrics: the student's values: ``val_*``, ``test_*``, ``params``, coding metrics,
+            ``cka_teacher/layer_i``, ``params_ratio``, ``time/train``.
+        teacher_metrics: the teacher's ``val_*``/``test_*`` and ``params``.
+        temperature, alpha, hint: the distillation settings; epochs, seed: the budget.
+        run_id, model_uri: the MLflow run and model (``None`` when not logged).
+    """
+
+    title: str
+    teacher_spec: Spec
+    student_spec: Spec
+    plan: list[LayerPlan] | None
+    stands_for: list[int]
+    model: nn.Module
+    metrics: dict[str, float]
+    teacher_metrics: dict[str, float]
+    temperature: float
+    alpha: float
+    hint: float
+    epochs: int
+    seed: int
+    links: dict[str, str] = dataclasses.field(default_factory=dict)
+    run_id: str | None = None
+    model_uri: str | None = None
+
+    def summary(self) -> str:
+        from codenas.search.pareto import spec_summary
+
+        m, t = self.metrics, self.teacher_metrics
+        lines = [
+            f"distilled {self.title} ({spec_summary(self.teacher_spec.to_dict())}, "
+            f"{int(t['params']):,} params) into {spec_summary(self.student_spec.to_dict())} "
+            f"({int(m['params']):,} params, {100 * m['params_ratio']:.0f}% of the teacher's)",
+            f"  KD: T={self.temperature:g}, alpha={self.alpha:g}, hint={self.hint:g}; "
+            f"{self.epochs} epochs, seed {self.seed}, {m['time/train']:.1f} s",
+        ]
+        if self.plan is not None:
+            for p in self.plan:
+                new = "removed" if p.new_width is None else str(p.new_width)
+                lines.append(f"  teacher layer {p.index}: {p.usage.width} -> {new}  ({p.reason})")
+        for key in ("val_accuracy", "test_accuracy", "val_r2", "test_r2"):
+            if key in m:
+                lines.append(
+                    f"  {key}: student {m[key]:.4f}, teacher {t[key]:.4f} "
+                    f"({100 * (m[key] - t[key]):+.2f} pp)"
+                )
+        cka = ", ".join(
+            f"layer {i} ~ teacher {j}: {m[f'cka_teacher/layer_{i}']:.3f}"
+            for i, j in enumerate(self.stands_for)
+        )
+        lines.append(f"  linear CKA with the teacher layer each student layer stands for: {cka}")
+        return "\n".join(lines)
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def distil(
+    source: Source,
+    *,
+    student: Spec | None = None,
+    margin: float | None = None,
+    cka_threshold: float | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    alpha: float = DEFAULT_ALPHA,
+    hint: float = DEFAULT_HINT,
+    epochs: int | None = None,
+    seed: int = 0,
+    log: bool = True,
+    experiment: str | None = None,
+) -> Distilled:
+    """Distil ``source``'s network into a right-sized (or given) student (module docstring).
+
+    Args:
+        source: the teacher (:mod:`codenas.decisions.source`).
+        student: the student architecture (default: the right-size rule on the teacher).
+        margin, cka_threshold: the rule's parameters (defaults: the rule's).
+        temperature, alpha, hint: the distillation settings.
+        epochs: training epochs (default: the teacher config's ``train.epochs``).
+        seed: the student's seed.
+        log: log the student to MLflow (when the source has a tracking store).
+        experiment: the MLflow experiment (default: the source's).
+
+    Raises:
+        ConfigError: a student of another space or input/output size than the teacher's, or
+            invalid settings (checked before any training).
+    """
+    from codenas.config import Config
+    from codenas.decisions.transfer import code_metric_names
+    from codenas.evaluation.evaluate import Evaluator
+    from codenas.metrics import capture_activations, linear_cka
+
+    if not temperature > 0 or not 0.0 <= alpha <= 1.0 or not hint >= 0.0:
+        raise ConfigError(
+            "--temperature > 0, 0 <= --alpha <= 1 and --hint >= 0 must hold, got "
+            f"{temperature}, {alpha}, {hint}"
+        )
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs: must be at least 1, got {epochs}")
+    teacher_spec = source.spec
+    _widths_field(teacher_spec)
+    if student is not None:
+        if student.space != teacher_spec.space:
+            raise ConfigError(
+                f"--student: a {student.space!r} student for a {teacher_spec.space!r} teacher; "
+                "give a spec of the teacher's space"
+            )
+        from codenas.decisions.transfer import adapt_to
+
+        student = adapt_to(student, source.data)[0]
+    teacher = source.model()
+    plan = None
+    if student is None:
+        student, plan, stands_for = propose_student(
+            source, margin=margin, cka_threshold=cka_threshold
+        )
+    else:
+        stands_for = stands_for_by_depth(depth_of(student), depth_of(teacher_spec))
+    raw = source.config.to_dict()
+    if epochs is not None:
+        raw["train"]["epochs"] = epochs
+    raw["train"]["max_steps"] = None
+    raw["train"]["max_time"] = None
+    raw["metrics"]["log"] = code_metric_names(source.config, source.data)
+    config = Config.from_dict(raw, source="codenas distil")
+    run = train_student(
+        student,
+        source.data,
+        config.train,
+        seed=seed,
+        teacher=teacher,
+        temperature=temperature,
+        alpha=alpha,
+        hint=hint,
+        stands_for=stands_for,
+    )
+    evaluator = Evaluator(config, source.data)
+    values, layers = evaluator.measure(
+        run.model, config.metrics.log, {**run.metrics, "params": float(_count(run.model))}
+    )
+    sample = evaluator.sample_x.cpu()
+    teacher_layers = capture_activations(teacher, sample)
+    for i, j in enumerate(stands_for):
+        values[f"cka_teacher/layer_{i}"] = linear_cka(layers[i], teacher_layers[j])
+    teacher_metrics = {**task_metrics_of(teacher, source.data), "params": float(_count(teacher))}
+    values["params_ratio"] = values["params"] / teacher_metrics["params"]
+    values["time/train"] = run.seconds
+    values["steps"] = float(run.steps)
+    result = Distilled(
+        title=source.title,
+        teacher_spec=teacher_spec,
+        student_spec=student,
+        plan=plan,
+        stands_for=list(stands_for),
+        model=run.model,
+        metrics={k: float(v) for k, v in values.items()},
+        teacher_metrics=teacher_metrics,
+        temperature=temperature,
+        alpha=alpha,
+        hint=hint,
+        epochs=config.train.epochs,
+        seed=seed,
+        links=dict(source.links),
+    )
+    if log and source.tracking_uri is not None:
+        result.run_id, result.model_uri = _log(result, source, config, experiment)
+    return result
+
+
+def task_metrics_of(model: nn.Module, data: Dataset) -> dict[str, float]:
+    from codenas.decisions.erase import task_metrics
+
+    return task_metrics(model, data)
+
+
+def _log(
+    result: Distilled, source: Source, config: Config, experiment: str | None
+) -> tuple[str, str]:
+    import yaml
+
+    from codenas.decisions.transfer import dump_spec_file
+    from codenas.search.pareto import spec_summary
+    from codenas.tracking.editing import log_edit
+    from codenas.tracking.runs import SPEC_TAG
+    from codenas.urls import mask_url
+
+    assert source.tracking_uri is not None
+    cfg = config.to_dict()
+    cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
+    cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
+    tags = {
+        **source.links,
+        SPEC_TAG: result.student_spec.to_json(),
+        "codenas.data": source.data.name,
+        "codenas.teacher_spec": result.teacher_spec.to_json(),
+        "codenas.stands_for": json.dumps(result.stands_for),
+        "mlflow.note.content": (
+            f"`codenas distil`: {spec_summary(result.student_spec.to_dict())} distilled from "
+            f"{source.title} ({spec_summary(result.teacher_spec.to_dict())}); distil.txt has "
+            "the summary."
+        ),
+    }
+    texts = {
+        "config.yaml": yaml.safe_dump(cfg, sort_keys=False),
+        "spec.yaml": dump_spec_file(
+            result.student_spec,
+            source={k.removeprefix("codenas.source_"): v for k, v in source.links.items()},
+            config=config,
+            header=[f"student distilled from {source.title} (codenas distil)"],
+        ),
+        "distil.txt": result.summary() + "\n",
+    }
+    metrics = dict(result.metrics)
+    metrics.update({f"teacher/{k}": v for k, v in result.teacher_metrics.items()})
+    return log_edit(
+        source.tracking_uri,
+        experiment or source.experiment,
+        role="distil",
+        run_name=f"distil-{result.student_spec.space}-{source.data.name}",
+        model=result.model,
+        input_example=source.data.val.x[:2].numpy(),
+        params={
+            "student": result.student_spec.to_dict(),
+            "temperature": result.temperature,
+            "alpha": result.alpha,
+            "hint": result.hint,
+            "epochs": result.epochs,
+            "seed": result.seed,
+        },
+        metrics=metrics,
+        tags=tags,
+        texts=texts,
+    )
+
+
+def parse_student(text: str) -> Spec:
+    """``--student``: a spec file, or inline YAML/JSON of a spec mapping."""
+    from pathlib import Path
+
+    import yaml
+
+    from codenas.decisions.transfer import load_spec_file
+    from codenas.spaces import spec_from_dict
+
+    if Path(text).is_file():
+        return load_spec_file(text).spec
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raw = None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--student {text!r}: neither a spec file nor a spec mapping")
+    try:
+        return spec_from_dict(raw)
+    except KeyError as err:
+        raise ConfigError(f"--student: {err}") from None

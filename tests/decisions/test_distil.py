@@ -1,0 +1,172 @@
+"""Distillation: the student from the teacher's code, the KD loop, bad input, and one real
+end-to-end erase + distil on a tiny study (SQLite Optuna + SQLite MLflow)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import codenas
+from codenas.decisions.distil import (
+    distil,
+    propose_student,
+    stands_for_by_depth,
+    train_student,
+)
+from codenas.errors import CodenasError, ConfigError
+from codenas.spaces import CNNSpec, MLPSpec, build_model
+from tests.decisions._nets import coordinate_data, source_of
+
+
+def copy_net() -> tuple[MLPSpec, torch.nn.Module]:
+    """Layer 0 has 8 units of which 2 carry the inputs' first two coordinates (rank 2); layer
+    1 copies layer 0 (CKA 1)."""
+    spec = MLPSpec(input_shape=(4,), n_outputs=4, widths=(8, 8), activation="relu")
+    model = build_model(spec)
+    with torch.no_grad():
+        w0 = torch.zeros(8, 4)
+        w0[0, 0] = w0[1, 1] = 1.0
+        model.hidden_layers[0][0].weight.copy_(w0)
+        model.hidden_layers[0][0].bias.fill_(10.0)
+        model.hidden_layers[1][0].weight.copy_(torch.eye(8))
+        model.hidden_layers[1][0].bias.zero_()
+    return spec, model.eval()
+
+
+def test_the_student_follows_the_teachers_code() -> None:
+    spec, model = copy_net()
+    student, plan, stands_for = propose_student(source_of(spec, model, coordinate_data(400)))
+    assert plan[1].new_width is None  # a copy of layer 0: removed
+    erank = plan[0].usage.effective_rank
+    assert 1.9 < erank < 2.1  # two equal-variance directions
+    assert student.widths == (math.ceil(1.5 * erank - 1e-9),) and stands_for == [0]
+
+
+def test_stands_for_by_depth() -> None:
+    assert stands_for_by_depth(1, 3) == [2]
+    assert stands_for_by_depth(2, 4) == [0, 3]
+    assert stands_for_by_depth(3, 3) == [0, 1, 2]
+
+
+def test_distillation_pulls_the_student_towards_the_teacher() -> None:
+    data = coordinate_data(800)
+    config = codenas.load_config(None, ["train.epochs=3", "train.accelerator=cpu"])
+    teacher = train_student(
+        MLPSpec(input_shape=(4,), n_outputs=4, widths=(32,), activation="relu"),
+        data,
+        config.train,
+        seed=0,
+    ).model
+    student = MLPSpec(input_shape=(4,), n_outputs=4, widths=(6,), activation="relu")
+
+    def gap(model: torch.nn.Module) -> float:  # KL(teacher || model) on validation rows
+        with torch.no_grad():
+            t, s = teacher(data.val.x).log_softmax(1), model(data.val.x).log_softmax(1)
+            return float((t.exp() * (t - s)).sum(1).mean())
+
+    scratch = train_student(student, data, config.train, seed=1)
+    kd = train_student(student, data, config.train, seed=1, teacher=teacher, alpha=1.0)
+    hinted = train_student(
+        student, data, config.train, seed=1, teacher=teacher, alpha=1.0, hint=1.0, stands_for=[0]
+    )
+    assert gap(kd.model) < gap(scratch.model)
+    assert math.isfinite(gap(hinted.model)) and hinted.steps == kd.steps == scratch.steps
+
+
+def test_bad_settings_are_refused_before_training() -> None:
+    spec, model = copy_net()
+    source = source_of(spec, model, coordinate_data(100))
+    with pytest.raises(ConfigError, match="temperature"):
+        distil(source, temperature=0.0, log=False)
+    with pytest.raises(ConfigError, match="alpha"):
+        distil(source, alpha=1.5, log=False)
+    cnn = CNNSpec(input_shape=(1, 8, 8), n_outputs=4, channels=(4,))
+    with pytest.raises(ConfigError, match="'cnn' student for a 'mlp' teacher"):
+        distil(source, student=cnn, log=False)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _parser() -> argparse.ArgumentParser:
+    from codenas.cli import distil as distil_cli
+    from codenas.cli import erase as erase_cli
+
+    parser = argparse.ArgumentParser(prog="codenas")
+    sub = parser.add_subparsers()
+    erase_cli.add_parser(sub)
+    distil_cli.add_parser(sub)
+    return parser
+
+
+def _run(*argv: str) -> int:
+    args = _parser().parse_args(list(argv))
+    return int(args.func(args))
+
+
+@pytest.mark.slow
+def test_erase_and_distil_a_trial_of_a_real_study(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from codenas.spaces import spec_from_dict
+    from codenas.tracking.runs import load_logged_model
+
+    storage, uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = codenas.load_config(
+        "factors-mlp",
+        [
+            "study.name=tiny",
+            "study.trials=1",
+            f"study.storage={storage}",
+            f"tracking.uri={uri}",
+            "train.epochs=2",
+            "train.threads=1",
+            "space.depth={min: 2, max: 2}",
+            "space.width={min: 16, max: 32, log: true}",
+            "metrics.samples=200",
+            "metrics.log=[dead_fraction, effective_rank]",
+            "data.n_samples=600",
+            "tracking.report=false",
+            "objectives=[{metric: val_accuracy, direction: maximize}, "
+            "{metric: params, direction: minimize}]",
+        ],
+    )
+    codenas.search.run(config, progress=False)
+    client = MlflowClient(uri)
+    runs_before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    source = ["--study", "tiny", "--storage", storage, "--trial", "0"]
+    for bad, pattern in (
+        (["--factor", "f9"], "unknown factor 'f9'"),
+        (["--factor", "f1", "--layer", "5"], "hidden layers 0..1"),
+    ):
+        with pytest.raises(CodenasError, match=pattern):
+            _run("erase", *source, *bad)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert len(client.search_runs(experiments)) == runs_before  # nothing written
+
+    assert _run("erase", *source, "--factor", "f1", "--layer", "0") == 0
+    assert _run("distil", *source, "--epochs", "2") == 0
+    trial_run = codenas.search.load_study("tiny", storage).trials[0].user_attrs["mlflow_run_id"]
+    edits = {
+        r.data.tags["codenas.role"]: r
+        for r in client.search_runs(experiments, "tags.`codenas.role` != 'none'")
+        if r.data.tags.get("codenas.role") in ("erase", "distil")
+    }
+    assert set(edits) == {"erase", "distil"}
+    for run in edits.values():
+        assert run.data.tags["codenas.source_run_id"] == trial_run
+        assert run.data.tags["codenas.source_trial"] == "0"
+        assert run.info.status == "FINISHED"
+    erased = edits["erase"].data
+    assert erased.metrics["probe_cv/f1/layer_0"] < erased.metrics["probe_cv_before/f1/layer_0"]
+    assert erased.metrics["fold_error"] < 1e-4
+    student = edits["distil"].data
+    assert "cka_teacher/layer_0" in student.metrics and student.metrics["params_ratio"] < 1.0
+    model = build_model(spec_from_dict(__import__("json").loads(student.tags["codenas.spec"])))
+    model.load_state_dict(load_logged_model(uri, edits["distil"].info.run_id).state_dict())
+    # An edit's run is itself a source: distil the erased network.
+    assert _run("distil", edits["erase"].info.run_id, "--tracking-uri", uri, "--no-log") == 0
