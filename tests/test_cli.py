@@ -134,3 +134,28 @@ def test_worker_joins_a_study_without_its_config(
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     code, _, err = run_cli(capsys, "worker", "--storage", storage, "--study", "nope")
     assert code == 2 and "unknown study" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["search", "worker", "front", "pick", "rightsize", "train", "distil", "erase", "report", "ui"],
+)
+def test_every_command_has_a_help_page(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"usage: codenas {command}" in capsys.readouterr().out
+
+
+def test_erase_and_distil_bad_input_is_one_line_and_exit_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"sqlite:///{workdir / 'none.db'}"
+    for command in (
+        ["erase", "--study", "s", "--storage", missing, "--trial", "0", "--factor", "f1"],
+        ["distil", "--study", "s", "--storage", missing, "--trial", "0"],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("codenas: error:"), err
+    assert not (workdir / "none.db").exists()

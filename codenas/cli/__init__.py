@@ -15,7 +15,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from codenas.cli import catalog, front, pick, report, rightsize, search, train, ui, worker
+from codenas.cli import (
+    catalog,
+    distil,
+    erase,
+    front,
+    pick,
+    report,
+    rightsize,
+    search,
+    train,
+    ui,
+    worker,
+)
 from codenas.cli._common import err
 from codenas.errors import CodenasError
 
@@ -37,7 +49,7 @@ otherwise; running the same command again continues the same study.
 """
 
 # The commands, in the order `codenas --help` lists them.
-COMMANDS = (search, worker, front, pick, rightsize, train, report, ui)
+COMMANDS = (search, worker, front, pick, rightsize, train, distil, erase, report, ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

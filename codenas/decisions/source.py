@@ -138,7 +138,8 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
     from codenas.data import load_dataset
     from codenas.evaluation.neural_code import retrain, trial_seed_of
     from codenas.spaces import build_model
-    from codenas.tracking.editing import MODEL_ROLES, read_model_run, run_experiment_name
+    from codenas.tracking.editing import read_model_run, run_experiment_name
+    from codenas.tracking.runs import MODEL_ROLES
     from codenas.tracking.runs import load_logged_model
 
     _require_sqlite(tracking_uri, "MLflow database", "--tracking-uri")

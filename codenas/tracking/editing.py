@@ -12,41 +12,28 @@ when it has one), ``codenas.source_study`` / ``codenas.source_trial`` (a search 
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.tracking.runs import ROLE_TAG, RunRecord, client_for, log_trained, read_run
+from codenas.tracking.runs import (
+    ROLE_TAG,
+    RunRecord,
+    client_for,
+    log_trained,
+    read_run,
+)
 
 if TYPE_CHECKING:
     from torch import nn
 
 EDIT_ROLES = ("erase", "distil")
-MODEL_ROLES = ("train", *EDIT_ROLES)
 SOURCE_RUN_TAG = "codenas.source_run_id"
 
 
 def read_model_run(uri: str, run_id: str) -> RunRecord:
-    """:func:`~codenas.tracking.runs.read_run`, also reading the config of an edit's run.
-
-    ``read_run`` knows trials and ``codenas train`` runs; an ``erase`` or ``distil`` run keeps
-    its ``config.yaml`` on itself, as a train run does. Its ``kind`` is then the role.
-    """
-    import dataclasses
-
-    import yaml
-
-    record = read_run(uri, run_id)
-    role = record.tags.get(ROLE_TAG)
-    if role not in EDIT_ROLES:
-        return record
-    config = record.config
-    if config is None:
-        with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
-            path = client_for(uri).download_artifacts(run_id, "config.yaml", tmp)
-            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return dataclasses.replace(record, config=config, kind=role)
+    """:func:`~codenas.tracking.runs.read_run` (which reads edit runs as it reads train runs:
+    their ``kind`` is their role, ``erase`` or ``distil``)."""
+    return read_run(uri, run_id)
 
 
 def run_experiment_name(uri: str, run_id: str) -> str | None:

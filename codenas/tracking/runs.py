@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 PICKED_TAG = "codenas.picked"
 ROLE_TAG = "codenas.role"
+MODEL_ROLES = ("train", "erase", "distil")  # runs that log their own model and config
 SPEC_TAG = "codenas.spec"
 
 
@@ -197,13 +198,12 @@ def read_run(uri: str, run_id: str) -> RunRecord:
             f"no MLflow run {run_id!r} at {mask_url(uri)} ({str(err).splitlines()[0][:200]})"
         ) from None
     tags = dict(run.data.tags)
-    kind = (
-        "train"
-        if tags.get(ROLE_TAG) == "train"
-        else ("trial" if "codenas.trial_number" in tags else "other")
-    )
+    role = tags.get(ROLE_TAG)
+    # A run that logged its own model and config.yaml (codenas train, erase, distil), a trial
+    # (its config is on the study's parent run), or something else.
+    kind = role if role in MODEL_ROLES else ("trial" if "codenas.trial_number" in tags else "other")
     config = None
-    holder = run_id if kind == "train" else tags.get("mlflow.parentRunId")
+    holder = run_id if kind in MODEL_ROLES else tags.get("mlflow.parentRunId")
     if holder:
         with contextlib.suppress(Exception):
             import tempfile

@@ -170,3 +170,12 @@ def test_erase_and_distil_a_trial_of_a_real_study(tmp_path: Path) -> None:
     model.load_state_dict(load_logged_model(uri, edits["distil"].info.run_id).state_dict())
     # An edit's run is itself a source: distil the erased network.
     assert _run("distil", edits["erase"].info.run_id, "--tracking-uri", uri, "--no-log") == 0
+    # ... and a report draws its neural code like a train run's (kind = its role).
+    from codenas.decisions.report import report_run
+    from codenas.tracking.runs import read_run
+
+    assert read_run(uri, edits["erase"].info.run_id).kind == "erase"
+    report = report_run(
+        edits["erase"].info.run_id, tracking_uri=uri, out_dir=tmp_path / "rep", log=False
+    )
+    assert report.html.exists() and report.figures
