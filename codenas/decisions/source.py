@@ -139,8 +139,7 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
     from codenas.evaluation.neural_code import retrain, trial_seed_of
     from codenas.spaces import build_model
     from codenas.tracking.editing import read_model_run, run_experiment_name
-    from codenas.tracking.runs import MODEL_ROLES
-    from codenas.tracking.runs import load_logged_model
+    from codenas.tracking.runs import MODEL_ROLES, load_logged_model
 
     _require_sqlite(tracking_uri, "MLflow database", "--tracking-uri")
     record = read_model_run(tracking_uri, run_id)
