@@ -158,10 +158,10 @@ class ConstraintConfig(Frozen):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
-        from codenas.config.objectives import check_metric_name
+        from codenas.config.objectives import check_metric_name, check_not_test
 
         check_metric_name(value)
-        return value
+        return check_not_test(value, "constrain")
 
     def violation(self, value: float) -> float:
         """Optuna's constraint value: <= 0 when satisfied."""
