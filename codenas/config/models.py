@@ -53,6 +53,14 @@ class StudyConfig(Frozen):
     def _name(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("a study needs a non-empty name")
+        # MLflow filter strings (every run lookup of a study) have no escape inside a quoted
+        # value: a name may hold ' or ", not both, and no line break.
+        if "'" in value and '"' in value:
+            raise ValueError(
+                f"{value!r} holds both ' and \", which MLflow cannot search for; drop one"
+            )
+        if any(c in value for c in "\n\r\t"):
+            raise ValueError(f"{value!r} holds a line break or tab; use a one-line name")
         return value
 
 

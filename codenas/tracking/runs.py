@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import ConfigError, StorageError
-from codenas.tracking.client import ensure_experiment, flatten, make_client
+from codenas.tracking.client import ensure_experiment, flatten, make_client, quote, search_all_runs
 from codenas.urls import mask_url
 
 if TYPE_CHECKING:
@@ -130,10 +130,10 @@ def mark_picked(uri: str, study_name: str, run_id: str, summary: str) -> list[st
     client = client_for(uri)
     run = client.get_run(run_id)
     experiment_id = run.info.experiment_id
-    previous = client.search_runs(
+    previous = search_all_runs(
+        client,
         [experiment_id],
-        filter_string=(f"tags.`codenas.study` = '{study_name}' and tags.`{PICKED_TAG}` = 'true'"),
-        max_results=1000,
+        f"tags.`codenas.study` = {quote(study_name)} and tags.`{PICKED_TAG}` = 'true'",
     )
     untagged = []
     for old in previous:

@@ -46,6 +46,8 @@ from codenas.tracking.client import (
     ensure_experiment,
     flatten,
     make_client,
+    quote,
+    search_all_runs,
 )
 
 PARENT_ATTR = "codenas.mlflow_parent_run_id"
@@ -65,6 +67,8 @@ class MlflowTracker:
         wait_parent: seconds a non-creator waits for the parent run id before creating one.
         plot_interval: least seconds between two redraws of ``pareto_front.png``.
     """
+
+    page_size = 1000  # runs per search_runs request (every page is read)
 
     def __init__(
         self,
@@ -138,7 +142,7 @@ class MlflowTracker:
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
-                f"tags.`codenas.study` = '{self.study.study_name}' "
+                f"tags.`codenas.study` = {quote(self.study.study_name)} "
                 "and tags.`codenas.role` = 'study'"
             ),
             max_results=1,
@@ -292,24 +296,19 @@ class MlflowTracker:
 
     def _load_children(self) -> None:
         """Read every child run already logged: its trial number and ``codenas.pareto`` tag."""
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
-                max_results=1000,
-                page_token=token,
-            )
-            for run in page:
-                number = run.data.tags.get("codenas.trial_number")
-                if number is None:
-                    continue
-                self._runs[int(number)] = run.info.run_id
-                if "codenas.pareto" in run.data.tags:
-                    self._pareto_tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
-            token = page.token
-            if not token:
-                return
+        children = search_all_runs(
+            self.client,
+            [self.experiment_id],
+            f"tags.mlflow.parentRunId = {quote(self.parent_run_id)}",
+            page_size=self.page_size,
+        )
+        for run in children:
+            number = run.data.tags.get("codenas.trial_number")
+            if number is None:
+                continue
+            self._runs[int(number)] = run.info.run_id
+            if "codenas.pareto" in run.data.tags:
+                self._pareto_tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
 
     def _run_id(self, trial: optuna.trial.FrozenTrial) -> str | None:
         return trial.user_attrs.get(RUN_ATTR) or self._runs.get(trial.number)
@@ -376,15 +375,15 @@ class MlflowTracker:
             self._run_id(t) or f"no-run-{t.number}": t
             for t in self.study.get_trials(deepcopy=False)
         }
-        running = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=(
-                f"tags.`codenas.study` = '{self.study.study_name}' "
-                "and attributes.status = 'RUNNING'"
-            ),
-            max_results=1000,
+        running = list(
+            search_all_runs(
+                self.client,
+                [self.experiment_id],
+                f"tags.`codenas.study` = {quote(self.study.study_name)} "
+                "and attributes.status = 'RUNNING'",
+                page_size=self.page_size,
+            )
         )
-        running = list(running)
         fixed = 0
         # A trial interrupted or killed before its run was opened has none yet: open it, so
         # every trial has exactly one run (it is then ended below like the others).

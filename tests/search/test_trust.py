@@ -70,3 +70,47 @@ def test_cli_pick_with_a_test_requirement_exits_2(
     assert main(["pick", "--storage", storage, "--require", "test_accuracy>=0.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "test split" in err and "--require" in err
+
+
+# ----------------------------------------------------------------------------- MLflow filters
+
+
+def test_a_study_name_with_a_quote_is_tracked_and_found_again(tmp_path: Path) -> None:
+    from codenas.tracking.runs import mark_picked
+
+    from codenas.tracking import MlflowTracker
+
+    config = make_config(tmp_path, ["study.name=it's", "study.trials=2"])
+    study = codenas.search.run(config)
+    again = MlflowTracker(config, study, created=False)  # finds the parent run by its name
+    assert again.parent_run_id == study.user_attrs["codenas.mlflow_parent_run_id"]
+    client = MlflowClient(config.tracking.uri)
+    experiment = client.get_experiment_by_name(config.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("codenas.role") == "study"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("codenas.trial_number") is not None]
+    assert sorted(r.data.tags["codenas.trial_number"] for r in children) == ["0", "1"]
+    assert all(r.data.tags["codenas.study"] == "it's" for r in children)
+    assert all(r.info.status == "FINISHED" for r in children)
+    first, second = (t.user_attrs["mlflow_run_id"] for t in study.trials)
+    mark_picked(config.tracking.uri, "it's", first, "test")
+    assert mark_picked(config.tracking.uri, "it's", second, "test") == [first]
+
+
+def test_a_study_name_no_filter_can_quote_is_refused_naming_study_name() -> None:
+    with pytest.raises(ConfigError, match=r"study\.name: .*both ' and \"") as info:
+        codenas.load_config(None, ['study.name=it\'s "x"'])
+    assert "\n" not in str(info.value)
+
+
+def test_search_all_runs_pages_through_every_result(tmp_path: Path) -> None:
+    from codenas.tracking.client import search_all_runs
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    experiment = client.create_experiment("paging")
+    made = {client.create_run(experiment, tags={"k": "v"}).info.run_id for _ in range(5)}
+    client.create_run(experiment, tags={"k": "other"})
+    found = list(search_all_runs(client, [experiment], "tags.k = 'v'", page_size=2))
+    assert {r.info.run_id for r in found} == made
+    assert len(found) == 5
