@@ -147,9 +147,8 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> list[int]:
     Returns:
         The numbers of the trials queued now.
     """
-    import optuna
-
     from codenas.decisions.rightsize import params_of
+    from codenas.search.storage import enqueue
 
     existing = [
         (params_of(t), {k: t.user_attrs.get(k) for k in ("widths", "channels")})
@@ -160,12 +159,9 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> list[int]:
         attrs = {k: seed.user_attrs.get(k) for k in ("widths", "channels")}
         if any(p == seed.params and a == attrs for p, a in existing):
             continue
-        study.enqueue_trial(
-            seed.params, user_attrs={**seed.user_attrs, "codenas.seeded_from": seed.trial}
-        )
+        user_attrs = {**seed.user_attrs, "codenas.seeded_from": seed.trial}
+        numbers.append(enqueue(study, seed.params, user_attrs))
         existing.append((seed.params, attrs))
-        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        numbers.append(max(t.number for t in waiting))
     return numbers
 
 

@@ -26,9 +26,9 @@ _TRACEBACK_CHARS = 4000
 
 def retry_of(trial: optuna.Trial) -> int | None:
     """The number of the trial that ``trial`` re-runs after its worker died, if any."""
-    attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
-    origin = attrs.get("failed_trial")
-    return None if origin is None else int(origin)
+    from codenas.search.storage import retried_trial_number, running_trial
+
+    return retried_trial_number(running_trial(trial))
 
 
 class Objective:

@@ -113,6 +113,7 @@ def run_workers(
     tracker = make_tracker(config, study, created=created)
     if tracker is not None:
         stale.hooks.append(tracker.trial_killed)
+        stale.drop_attrs.update(tracker.trial_attrs)
     start = len(study.trials)
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)

@@ -150,6 +150,7 @@ def run(
     tracker = make_tracker(config, study, created=created, name=tracker_name)
     if tracker is not None:
         stale.hooks.append(tracker.trial_killed)
+        stale.drop_attrs.update(tracker.trial_attrs)
     if progress:
         import sys
 

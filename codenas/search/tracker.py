@@ -39,6 +39,9 @@ class Tracker(Protocol):
     """What :func:`codenas.search.run` calls on a tracker (see the module docstring)."""
 
     down: bool
+    # User attributes the tracker writes on a trial (its run id): a retry of a killed trial
+    # starts without them, so the killed trial's record is never attributed to the retry.
+    trial_attrs: tuple[str, ...]
 
     def trial_started(
         self, trial: optuna.Trial, spec: Spec | None, retry_of: int | None

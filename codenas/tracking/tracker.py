@@ -69,6 +69,7 @@ class MlflowTracker:
     """
 
     page_size = 1000  # runs per search_runs request (every page is read)
+    trial_attrs = (RUN_ATTR,)  # a retry of a killed trial does not inherit its run id
 
     def __init__(
         self,
@@ -123,12 +124,9 @@ class MlflowTracker:
         # a second one; for an older study the creator is gone, so any worker may create it.
         created_at = float(study.user_attrs.get(CREATED_ATTR, 0.0))
         if not created and time.time() - created_at < wait:
-            from optuna import load_study
-
             deadline = created_at + wait
             while time.time() < deadline:
-                fresh = load_study(study_name=study.study_name, storage=study._storage)
-                run_id = fresh.user_attrs.get(PARENT_ATTR)
+                run_id = study.user_attrs.get(PARENT_ATTR)  # read from the storage each time
                 if self._parent_exists(run_id):
                     return str(run_id)
                 time.sleep(0.2)

@@ -21,6 +21,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sqlalchemy.pool import NullPool
 
+from codenas.search.storage import retried_trial_number
 from tests.servers import MlflowServer, Postgres, Relay, postgres_available
 
 pytestmark = pytest.mark.slow
@@ -113,7 +114,7 @@ def check_tracking(storage: str, name: str, tracking: str) -> tuple[optuna.Study
 
 def check_killed_and_retried(study: optuna.Study, by_trial: dict, victim: int) -> None:
     summary = [
-        (t.number, t.state.name, t.user_attrs.get("worker"), t.system_attrs.get("failed_trial"))
+        (t.number, t.state.name, t.user_attrs.get("worker"), retried_trial_number(t))
         for t in study.trials
     ]
     killed = [
@@ -128,7 +129,7 @@ def check_killed_and_retried(study: optuna.Study, by_trial: dict, victim: int) -
         "stopped sending heartbeats"
         in by_trial[killed_trial.number].data.tags["codenas.fail_reason"]
     )
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_trial.number]
+    retries = [t for t in study.trials if retried_trial_number(t) == killed_trial.number]
     assert len(retries) == 1, f"the killed trial is retried once: {summary}"
     retry = retries[0]
     assert retry.state.name == "COMPLETE"

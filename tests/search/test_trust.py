@@ -8,7 +8,6 @@ Everything runs on real SQLite files (Optuna and MLflow); the multi-process case
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 
@@ -76,9 +75,8 @@ def test_cli_pick_with_a_test_requirement_exits_2(
 
 
 def test_a_study_name_with_a_quote_is_tracked_and_found_again(tmp_path: Path) -> None:
-    from codenas.tracking.runs import mark_picked
-
     from codenas.tracking import MlflowTracker
+    from codenas.tracking.runs import mark_picked
 
     config = make_config(tmp_path, ["study.name=it's", "study.trials=2"])
     study = codenas.search.run(config)
@@ -114,3 +112,105 @@ def test_search_all_runs_pages_through_every_result(tmp_path: Path) -> None:
     found = list(search_all_runs(client, [experiment], "tags.k = 'v'", page_size=2))
     assert {r.info.run_id for r in found} == made
     assert len(found) == 5
+
+
+# ----------------------------------------------------------------------------- private APIs
+
+PRIVATE = ("._trial_id", "._storage", "system_attrs", '"failed_trial"', '"fixed_params"')
+
+
+def test_no_private_optuna_access_outside_its_one_module() -> None:
+    root = Path(codenas.__file__).parent
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "_optuna_private.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(p in line for p in PRIVATE)
+    ]
+    assert found == []
+
+
+def test_optunas_private_keys_still_mean_what_codenas_reads(tmp_path: Path) -> None:
+    """Fails loudly when Optuna changes where it keeps a queued trial's parameters."""
+    from codenas.search._optuna_private import queued_params
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}")
+    study.enqueue_trial({"depth": 2, "width": 16})
+    (waiting,) = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert waiting.params == {}  # why the private key is read at all
+    assert queued_params(waiting) == {"depth": 2, "width": 16}
+
+
+# ----------------------------------------------------------------------------- queues
+
+
+def test_concurrent_enqueues_each_get_their_own_trial_number(tmp_path: Path) -> None:
+    from codenas.decisions.seeding import Seed, enqueue_seeds
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    optuna.create_study(storage=url, study_name="q")
+    got: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def worker(k: int) -> None:
+        try:
+            from codenas.search.storage import make_storage
+
+            study = optuna.load_study(study_name="q", storage=make_storage(url))
+            seeds = [
+                Seed(trial=i, params={"depth": k + 1, "width": 4 + i}, user_attrs={})
+                for i in range(12)
+            ]
+            start.wait()
+            got[k] = [n for seed in seeds for n in enqueue_seeds(study, [seed])]
+        except BaseException as err:  # reported below: a thread's failure must fail the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    from codenas.search._optuna_private import queued_params
+
+    trials = optuna.load_study(study_name="q", storage=url).get_trials(deepcopy=False)
+    for k, numbers in got.items():
+        assert len(set(numbers)) == 12
+        assert [queued_params(trials[n]) for n in numbers] == [
+            {"depth": k + 1, "width": 4 + i} for i in range(12)
+        ]
+
+
+# ----------------------------------------------------------------------------- retries
+
+
+def test_a_retry_keeps_the_queued_widths_not_the_killed_runs_id(tmp_path: Path) -> None:
+    from codenas.search.storage import StaleTrialHandler, retried_trial_number
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'r.db'}")
+    killed = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        params={"width": 8},
+        distributions={"width": optuna.distributions.IntDistribution(1, 64)},
+        user_attrs={
+            "widths": [8, 4],
+            "codenas.seeded_from": 3,
+            "mlflow_run_id": "run-of-the-killed-trial",
+            "worker": "host:1",
+            "spec": {"widths": [8, 4]},
+            "metrics": {"val_accuracy": 0.5},
+        },
+    )
+    study.add_trial(killed)
+    handler = StaleTrialHandler(retries=1)
+    handler.drop_attrs.add("mlflow_run_id")  # what the MLflow tracker declares
+    handler(study, study.trials[0])
+    retry = study.trials[1]
+    assert retry.state.name == "WAITING"
+    assert retry.params == {"width": 8}
+    assert retry.user_attrs == {"widths": [8, 4], "codenas.seeded_from": 3}
+    assert retried_trial_number(retry) == 0
+    assert study.trials[0].user_attrs["mlflow_run_id"] == "run-of-the-killed-trial"
