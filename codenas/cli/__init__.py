@@ -17,7 +17,7 @@ from typing import Any
 
 from codenas.cli import catalog, front, pick, report, rightsize, search, train, ui, worker
 from codenas.cli._common import err
-from codenas.errors import CodenasError
+from codenas.errors import CodenasError, show_warnings
 
 EPILOG = """\
 examples:
@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler stopping the job) ends a search like Ctrl-C: the running trial is
     # recorded as failed in both stores and the process exits 130.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    show_warnings()
     try:
         return int(args.func(args) or 0)
     except CodenasError as error:

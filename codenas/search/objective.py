@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from codenas.search.tracker import Tracker
 
 _TRACEBACK_CHARS = 4000
+_log = logging.getLogger(__name__)
 
 
 def retry_of(trial: optuna.Trial) -> int | None:
@@ -142,8 +143,16 @@ class Objective:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:2000])
             trial.set_user_attr("fail_traceback", traceback.format_exc()[-_TRACEBACK_CHARS:])
             if self.tracker is not None and spec is None:
-                with contextlib.suppress(Exception):
+                try:  # a run for the trial that failed in sampling, so none is missing
                     self.tracker.trial_started(trial, None, origin)
+                except Exception as track_err:
+                    _log.warning(
+                        "trial %d failed before its run was opened, and opening it failed too "
+                        "(%s: %s); the end of the search opens it",
+                        trial.number,
+                        type(track_err).__name__,
+                        str(track_err)[:300],
+                    )
             raise
 
 

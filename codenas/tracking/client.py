@@ -3,7 +3,6 @@ the experiment and artifact location of a study."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -168,8 +167,15 @@ class RetryingClient:
                 time.sleep(delay)
                 delay = min(2 * delay, 30.0)
                 if recover is not None:
-                    with contextlib.suppress(Exception):
+                    try:
                         done = recover()
+                    except Exception as check:  # the next attempt is made all the same
+                        _log.warning(
+                            "MLflow: could not check whether %s took effect (%s); trying again",
+                            name,
+                            _reason(check),
+                        )
+                    else:
                         if done is not None:
                             return done
 

@@ -408,6 +408,21 @@ class MlflowTracker:
     def set_parent_status(self, status: str) -> None:
         self.client.update_run(self.parent_run_id, status=status)
 
+    def finish_study(self, status: str, totals: Mapping[str, float]) -> None:
+        """End the parent run (with its end time) and log the study's totals on it.
+
+        Called by the last process of a study to end (no trial RUNNING); the totals' step is
+        the number of trials so far, so a continued study shows how they grew.
+        """
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        step = len(self.study.get_trials(deepcopy=False))
+        metrics = [Metric(k, float(v), now, step) for k, v in sorted(totals.items())]
+        for chunk in _chunks(metrics, 1000):
+            self.client.log_batch(self.parent_run_id, metrics=chunk)
+        self.client.set_terminated(self.parent_run_id, status=status)
+
     def runs_url(self) -> str | None:
         """The MLflow UI link to this experiment's runs table, for an http tracking URI."""
         if self.uri.startswith(("http://", "https://")):

@@ -8,7 +8,9 @@ Everything runs on real SQLite files (Optuna and MLflow); the multi-process case
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -20,6 +22,7 @@ import codenas
 from codenas.cli import main
 from codenas.decisions.picking import Requirement, pick
 from codenas.errors import ConfigError
+from codenas.search.tracker import register_tracker
 from tests.conftest import make_config, tiny_overrides
 from tests.search.test_pick import front_study, sqlite_study
 
@@ -214,3 +217,192 @@ def test_a_retry_keeps_the_queued_widths_not_the_killed_runs_id(tmp_path: Path) 
     assert retry.user_attrs == {"widths": [8, 4], "codenas.seeded_from": 3}
     assert retried_trial_number(retry) == 0
     assert study.trials[0].user_attrs["mlflow_run_id"] == "run-of-the-killed-trial"
+
+
+# ----------------------------------------------------------------------------- failures said
+
+
+class _Broken(RuntimeError):
+    pass
+
+
+def _flaky_tracker(config, study, *, created):  # type: ignore[no-untyped-def]
+    """The real MLflow tracker with the steps named in ``BREAK`` raising."""
+    from codenas.tracking import MlflowTracker
+
+    class Flaky(MlflowTracker):
+        def reconcile(self) -> int:
+            if "reconcile" in BREAK:
+                raise _Broken("reconcile is broken")
+            return super().reconcile()
+
+        def update_front(self, study, best=None, *, final=False):  # type: ignore[no-untyped-def]
+            if "update_front" in BREAK and final:
+                raise _Broken("update_front is broken")
+            return super().update_front(study, best, final=final)
+
+        def finish_study(self, status, totals):  # type: ignore[no-untyped-def]
+            if "finish_study" in BREAK:
+                raise _Broken("finish_study is broken")
+            return super().finish_study(status, totals)
+
+    tracker = Flaky.__new__(Flaky)
+    BREAK_INIT = set(BREAK)
+    BREAK.discard("reconcile")  # the tracker's own start-up reconcile works
+    try:
+        MlflowTracker.__init__(tracker, config, study, created=created)
+    finally:
+        BREAK.update(BREAK_INIT)
+    return tracker
+
+
+BREAK: set[str] = set()
+register_tracker("flaky-for-tests")(_flaky_tracker)
+
+
+def _parent(config: codenas.Config):  # type: ignore[no-untyped-def]
+    client = MlflowClient(config.tracking.uri)
+    experiment = client.get_experiment_by_name(config.experiment)
+    (parent,) = client.search_runs(
+        [experiment.experiment_id], "tags.`codenas.role` = 'study'", max_results=5
+    )
+    return client, parent
+
+
+def test_each_end_of_search_step_runs_and_a_failure_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path, ["study.trials=1"])
+    BREAK.clear()
+    BREAK.update({"reconcile", "update_front"})
+    try:
+        with caplog.at_level(logging.WARNING, logger="codenas"):
+            study = codenas.search.run(config, tracker_name="flaky-for-tests")
+    finally:
+        BREAK.clear()
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("reconcile" in m and "reconcile is broken" in m for m in messages), messages
+    assert any("Pareto front" in m and "update_front is broken" in m for m in messages)
+    client, parent = _parent(config)
+    # The first two steps failed; the third still ran: the parent ended, with its totals.
+    assert parent.info.status == "FINISHED" and parent.info.end_time is not None
+    assert parent.data.metrics["trials_complete"] == 1
+    assert study.trials[0].state.name == "COMPLETE"
+
+    # A failing last step leaves the others done, and says so.
+    from codenas.search.study import wrap_up
+
+    BREAK.add("finish_study")
+    try:
+        flaky = _flaky_tracker(config, study, created=False)
+        run_id = study.trials[0].user_attrs["mlflow_run_id"]
+        client.update_run(run_id, status="RUNNING")  # a run left open, for reconcile to end
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="codenas"):
+            wrap_up(study, flaky, status="FINISHED")
+    finally:
+        BREAK.clear()
+    assert client.get_run(run_id).info.status == "FINISHED"  # reconcile ran
+    assert any("finish_study is broken" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_stale_trial_hook_is_a_warning_and_the_retry_is_still_queued(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from codenas.search.storage import StaleTrialHandler
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            params={"width": 8},
+            distributions={"width": optuna.distributions.IntDistribution(1, 64)},
+        )
+    )
+    ran = []
+
+    def broken(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        raise _Broken("the tracking server is gone")
+
+    handler = StaleTrialHandler(retries=1)
+    handler.hooks += [broken, lambda s, t: ran.append(t.number)]
+    with caplog.at_level(logging.WARNING, logger="codenas"):
+        handler(study, study.trials[0])
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]
+    assert ran == [0]  # the hook after the broken one ran
+    (record,) = [r for r in caplog.records if "the tracking server is gone" in r.getMessage()]
+    assert "trial 0" in record.getMessage() and record.levelno == logging.WARNING
+
+
+def test_a_run_whose_config_cannot_be_read_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from codenas.tracking.runs import read_run
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    child = client.create_run(
+        experiment, tags={"mlflow.parentRunId": parent, "codenas.trial_number": "0"}
+    ).info.run_id
+    with caplog.at_level(logging.WARNING, logger="codenas"):
+        record = read_run(uri, child)
+    assert record.config is None and record.kind == "trial"
+    assert any(
+        f"the config.yaml of run {parent} was not read" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_the_cli_prints_logged_warnings_as_one_line_each(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from codenas.errors import show_warnings
+
+    show_warnings()
+    show_warnings()  # once only
+    logging.getLogger("codenas.search.study").warning("step %s failed: %s", "x", "why")
+    assert capsys.readouterr().err == "codenas: warning: step x failed: why\n"
+
+
+def test_the_failing_stale_sweep_of_the_coordinator_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from codenas.search.parallel import _fail_stale
+
+    with caplog.at_level(logging.WARNING, logger="codenas"):
+        _fail_stale(None)  # not a study: the sweep fails
+    assert any(
+        "failing the trials of dead workers failed" in r.getMessage() for r in caplog.records
+    )
+
+
+# ----------------------------------------------------------------------------- parent run
+
+
+def test_the_parent_run_ends_only_when_no_worker_runs_a_trial(tmp_path: Path) -> None:
+    from codenas.search.storage import make_storage
+
+    config = make_config(tmp_path, ["study.trials=1"])
+    codenas.search.run(config, n_trials=0)  # creates the study and its parent run
+    # Another worker (another process or machine) is running a trial of the same study.
+    other = optuna.load_study(
+        study_name=config.study.name, storage=make_storage(config.study.storage)
+    )
+    held = other.ask()
+    codenas.search.run(config)
+    _, parent = _parent(config)
+    assert parent.info.status == "RUNNING", "a worker still runs: the study is not finished"
+    other.tell(held, state=optuna.trial.TrialState.FAIL)
+    before = int(time.time() * 1000)
+    study = codenas.search.run(config)
+    _, parent = _parent(config)
+    assert parent.info.status == "FINISHED"
+    assert parent.info.end_time is not None and parent.info.end_time >= before
+    metrics = parent.data.metrics
+    assert metrics["trials_complete"] == 2
+    assert metrics["trials_failed"] == 1
+    assert metrics["trials_pruned"] == 0
+    assert metrics["front_size"] == len(study.best_trials)
+    best = max(t.values[0] for t in study.best_trials)
+    assert metrics["best/val_accuracy"] == pytest.approx(best)
