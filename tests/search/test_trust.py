@@ -406,3 +406,50 @@ def test_the_parent_run_ends_only_when_no_worker_runs_a_trial(tmp_path: Path) ->
     assert metrics["front_size"] == len(study.best_trials)
     best = max(t.values[0] for t in study.best_trials)
     assert metrics["best/val_accuracy"] == pytest.approx(best)
+
+
+# ----------------------------------------------------------------------------- seeding
+
+
+SEED_ARCH = {"depth": 2, "width": 16, "shape": "constant", "activation": "relu", "dropout": 0.0}
+
+
+def test_seeding_an_existing_study_queues_and_touches_nothing_else(tmp_path: Path) -> None:
+    from codenas.decisions.seeding import seed_search
+    from codenas.search.storage import load_study
+    from tests.search.test_transfer import source_study
+
+    config = make_config(tmp_path, ["study.trials=1"])
+    codenas.search.run(config)  # an existing study with a front and a finished parent run
+    client, parent = _parent(config)
+    artifacts = Path(parent.info.artifact_uri.removeprefix("file://"))
+    stamps = {p.name: p.stat().st_mtime_ns for p in artifacts.iterdir()}
+    assert "pareto_front.png" in stamps
+    history = client.get_metric_history(parent.info.run_id, "trials_complete")
+
+    source = source_study(tmp_path / "source", [dict(SEED_ARCH)])
+    seeds, queued = seed_search(config, source)
+    study = load_study(config.study.name, config.study.storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "WAITING"]  # nothing trained
+    assert queued == [1] and len(seeds) == 1
+    _, after = _parent(config)
+    assert (after.info.status, after.info.end_time) == (parent.info.status, parent.info.end_time)
+    assert client.get_metric_history(parent.info.run_id, "trials_complete") == history
+    assert {p.name: p.stat().st_mtime_ns for p in artifacts.iterdir()} == stamps  # no re-logging
+    assert not (tmp_path / "reports").exists()
+
+
+def test_seeding_a_new_study_creates_it_with_its_parent_run_and_trains_nothing(
+    tmp_path: Path,
+) -> None:
+    from codenas.decisions.seeding import seed_search
+    from codenas.search.storage import load_study
+    from tests.search.test_transfer import source_study
+
+    config = make_config(tmp_path, ["study.name=seeded"])
+    source = source_study(tmp_path / "source", [dict(SEED_ARCH)])
+    _, queued = seed_search(config, source)
+    study = load_study("seeded", config.study.storage)
+    assert queued == [0] and [t.state.name for t in study.trials] == ["WAITING"]
+    _, parent = _parent(config)  # exists, so the search that follows need not wait for it
+    assert study.user_attrs["codenas.mlflow_parent_run_id"] == parent.info.run_id
