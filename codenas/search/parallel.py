@@ -70,9 +70,19 @@ def _worker_main(
 
 def _stop_once(signum: int, frame: Any) -> None:
     """Raise ``KeyboardInterrupt`` on the first SIGINT/SIGTERM, ignore the ones after it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _ignore_stops()
     raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """A Python-level no-op: unlike ``SIG_IGN``, a signal already pending when it is installed
+    is then dropped quietly (CPython raises "Signal N ignored due to race condition" for one
+    whose handler became ``SIG_IGN`` before it ran)."""
+
+
+def _ignore_stops() -> None:
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
 
 
 def _counts(study: Any, start: int) -> tuple[int, int, int, int]:
@@ -235,8 +245,8 @@ def run_workers(
     finally:
         # A second Ctrl-C must not cut the clean-up short: each worker gets a bounded time to
         # record its trial, then is killed, and every one is joined (no orphan, no zombie).
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        previous_int = signal.getsignal(signal.SIGINT)
+        _ignore_stops()
         try:
             killed = _stop_workers(procs, study, start, stop_timeout)
             if bar is not None:

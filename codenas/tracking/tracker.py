@@ -24,6 +24,7 @@ a study (child runs, Pareto tags, parent artifacts), which splitting would expos
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ from codenas.tracking.client import (
     quote,
     search_all_runs,
 )
+
+_log = logging.getLogger(__name__)
 
 PARENT_ATTR = "codenas.mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
@@ -247,6 +250,12 @@ class MlflowTracker:
         except TrackingUnavailable:
             self.down = True
             raise
+        except Exception as err:  # the trial is stored; its run is ended later by reconcile
+            _log.warning(
+                "the run of trial %d was not ended (%s); the end of the search ends it",
+                trial.number,
+                _short(err),
+            )
 
     def _finish(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from mlflow.entities import Metric, RunTag
@@ -394,16 +403,36 @@ class MlflowTracker:
             trial = trials.get(run.info.run_id)
             if trial is None or not trial.state.is_finished():
                 continue
-            self.client.set_tag(run.info.run_id, "codenas.state", trial.state.name)
-            reason = trial.user_attrs.get("fail_reason")
-            if trial.state.name == "FAIL" and not reason:  # failed by the heartbeat check
-                reason = self._killed_reason(trial)
-            if reason:
-                self.client.set_tag(run.info.run_id, "codenas.fail_reason", str(reason)[:8000])
-            status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
-            self.client.set_terminated(run.info.run_id, status=status)
+            try:
+                self._end_run(run.info.run_id, trial)
+            except TrackingUnavailable:
+                raise
+            except Exception as err:
+                # Another process (the trial's own, or another worker's reconcile) may be ending
+                # the same run at this moment: then there is nothing left to do.
+                if self._still_running(run.info.run_id):
+                    _log.warning(
+                        "the run of trial %d was not ended (%s)", trial.number, _short(err)
+                    )
+                continue
             fixed += 1
         return fixed
+
+    def _end_run(self, run_id: str, trial: optuna.trial.FrozenTrial) -> None:
+        self.client.set_tag(run_id, "codenas.state", trial.state.name)
+        reason = trial.user_attrs.get("fail_reason")
+        if trial.state.name == "FAIL" and not reason:  # failed by the heartbeat check
+            reason = self._killed_reason(trial)
+        if reason:
+            self.client.set_tag(run_id, "codenas.fail_reason", str(reason)[:8000])
+        status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
+        self.client.set_terminated(run_id, status=status)
+
+    def _still_running(self, run_id: str) -> bool:
+        try:
+            return bool(self.client.get_run(run_id).info.status == "RUNNING")
+        except Exception:  # cannot tell: say so
+            return True
 
     def set_parent_status(self, status: str) -> None:
         self.client.update_run(self.parent_run_id, status=status)
@@ -428,3 +457,8 @@ class MlflowTracker:
         if self.uri.startswith(("http://", "https://")):
             return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
         return None
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__

@@ -23,6 +23,7 @@ from codenas.cli import main
 from codenas.decisions.picking import Requirement, pick
 from codenas.errors import ConfigError
 from codenas.search.tracker import register_tracker
+from codenas.tracking import MlflowTracker
 from tests.conftest import make_config, tiny_overrides
 from tests.search.test_pick import front_study, sqlite_study
 
@@ -226,33 +227,30 @@ class _Broken(RuntimeError):
     pass
 
 
+class _FlakyTracker(MlflowTracker):
+    """The real MLflow tracker whose end-of-search steps named in ``BREAK`` raise."""
+
+    started = False  # its own start-up reconcile works
+
+    def reconcile(self) -> int:
+        if "reconcile" in BREAK and self.started:
+            raise _Broken("reconcile is broken")
+        return super().reconcile()
+
+    def update_front(self, study, best=None, *, final=False):  # type: ignore[no-untyped-def]
+        if "update_front" in BREAK and final:
+            raise _Broken("update_front is broken")
+        return super().update_front(study, best, final=final)
+
+    def finish_study(self, status, totals):  # type: ignore[no-untyped-def]
+        if "finish_study" in BREAK:
+            raise _Broken("finish_study is broken")
+        return super().finish_study(status, totals)
+
+
 def _flaky_tracker(config, study, *, created):  # type: ignore[no-untyped-def]
-    """The real MLflow tracker with the steps named in ``BREAK`` raising."""
-    from codenas.tracking import MlflowTracker
-
-    class Flaky(MlflowTracker):
-        def reconcile(self) -> int:
-            if "reconcile" in BREAK:
-                raise _Broken("reconcile is broken")
-            return super().reconcile()
-
-        def update_front(self, study, best=None, *, final=False):  # type: ignore[no-untyped-def]
-            if "update_front" in BREAK and final:
-                raise _Broken("update_front is broken")
-            return super().update_front(study, best, final=final)
-
-        def finish_study(self, status, totals):  # type: ignore[no-untyped-def]
-            if "finish_study" in BREAK:
-                raise _Broken("finish_study is broken")
-            return super().finish_study(status, totals)
-
-    tracker = Flaky.__new__(Flaky)
-    BREAK_INIT = set(BREAK)
-    BREAK.discard("reconcile")  # the tracker's own start-up reconcile works
-    try:
-        MlflowTracker.__init__(tracker, config, study, created=created)
-    finally:
-        BREAK.update(BREAK_INIT)
+    tracker = _FlakyTracker(config, study, created=created)
+    tracker.started = True
     return tracker
 
 
