@@ -146,6 +146,21 @@ def test_optunas_private_keys_still_mean_what_codenas_reads(tmp_path: Path) -> N
     assert queued_params(waiting) == {"depth": 2, "width": 16}
 
 
+def test_a_sampler_can_still_write_the_live_trials_user_attrs(tmp_path: Path) -> None:
+    """Fails loudly when Optuna moves the storage or the trial id."""
+    from codenas.search._optuna_private import set_trial_user_attrs
+
+    class Marking(optuna.samplers.RandomSampler):
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            set_trial_user_attrs(study, trial, {"codenas.rule": "test"})
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}", sampler=Marking())
+    seen = []
+    study.optimize(lambda t: seen.append(t.user_attrs) or 0.0, n_trials=1)
+    assert seen == [{"codenas.rule": "test"}]
+    assert study.trials[0].user_attrs == {"codenas.rule": "test"}
+
+
 # ----------------------------------------------------------------------------- queues
 
 
