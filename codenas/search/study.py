@@ -179,7 +179,7 @@ def run(
     all_callbacks.extend(callbacks)
 
     if tracker is not None:
-        attempt("marking the study's parent run RUNNING", tracker.set_parent_status, "RUNNING")
+        tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
     status = "FINISHED"
     try:
         with _quiet_optuna(quiet):
