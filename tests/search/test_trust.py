@@ -106,10 +106,16 @@ def test_a_study_name_no_filter_can_quote_is_refused_naming_study_name() -> None
     assert "\n" not in str(info.value)
 
 
-def test_search_all_runs_pages_through_every_result(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow database for the tests that need only runs (its schema takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'm.db'}"
+
+
+def test_search_all_runs_pages_through_every_result(mlflow_uri: str) -> None:
     from codenas.tracking.client import search_all_runs
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    client = MlflowClient(mlflow_uri)
     experiment = client.create_experiment("paging")
     made = {client.create_run(experiment, tags={"k": "v"}).info.run_id for _ in range(5)}
     client.create_run(experiment, tags={"k": "other"})
@@ -348,11 +354,11 @@ def test_a_failing_stale_trial_hook_is_a_warning_and_the_retry_is_still_queued(
 
 
 def test_a_run_whose_config_cannot_be_read_is_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, mlflow_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     from codenas.tracking.runs import read_run
 
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    uri = mlflow_uri
     client = MlflowClient(uri)
     experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
     parent = client.create_run(experiment).info.run_id
