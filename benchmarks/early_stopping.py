@@ -121,9 +121,7 @@ def run_arm(
         cpu = time.process_time() - cpu_start
         states = [t.state.name for t in study.trials]
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        feasible = [
-            t for t in complete if all(c <= 0 for c in t.system_attrs.get("constraints", []) or [])
-        ]
+        feasible = [t for t in complete if all(c <= 0 for c in t.constraints.values())]
         losses = np.array(
             [
                 [

@@ -8,6 +8,7 @@ the rule, the value, and, where there is one, the fix.
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterable
 
 
@@ -48,3 +49,30 @@ def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}.{hint} Available: {', '.join(names)}"
+
+
+class _WarningLines(logging.Handler):
+    """``codenas: warning: <message>`` on stderr, through ``tqdm.write`` (bars stay whole)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(f"codenas: warning: {self.format(record)}", file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def show_warnings() -> None:
+    """Print what codenas logs at WARNING or above as ``codenas: warning: ...`` lines on stderr.
+
+    The modules log through ``logging`` (loggers under ``codenas``): a bookkeeping step that
+    failed without failing the search, a worker that had to be killed. The command line, and
+    each worker process it starts, call this once; a library user configures ``logging``
+    instead. Calling it again adds nothing.
+    """
+    logger = logging.getLogger("codenas")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))

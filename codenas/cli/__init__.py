@@ -29,7 +29,7 @@ from codenas.cli import (
     worker,
 )
 from codenas.cli._common import err
-from codenas.errors import CodenasError
+from codenas.errors import CodenasError, show_warnings
 
 EPILOG = """\
 examples:
@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler stopping the job) ends a search like Ctrl-C: the running trial is
     # recorded as failed in both stores and the process exits 130.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    show_warnings()
     try:
         return int(args.func(args) or 0)
     except CodenasError as error:

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "pick",
         help="choose one architecture from the Pareto front",
         description="Choose one trial from the Pareto front of a study: --require filters "
-        "the front (any recorded value: objectives, per-layer metrics, test_accuracy ...), "
+        "the front (any recorded value: objectives, per-layer metrics ...; never test_*), "
         "then --prefer METRIC takes the best on one metric, or --knee (the default) the "
         "member closest to the ideal point once every objective is scaled to [0, 1]. Prints "
         "the choice and why, tags its MLflow run codenas.picked=true (untagging the previous "

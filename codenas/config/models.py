@@ -53,6 +53,14 @@ class StudyConfig(Frozen):
     def _name(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("a study needs a non-empty name")
+        # MLflow filter strings (every run lookup of a study) have no escape inside a quoted
+        # value: a name may hold ' or ", not both, and no line break.
+        if "'" in value and '"' in value:
+            raise ValueError(
+                f"{value!r} holds both ' and \", which MLflow cannot search for; drop one"
+            )
+        if any(c in value for c in "\n\r\t"):
+            raise ValueError(f"{value!r} holds a line break or tab; use a one-line name")
         return value
 
 
@@ -158,10 +166,10 @@ class ConstraintConfig(Frozen):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
-        from codenas.config.objectives import check_metric_name
+        from codenas.config.objectives import check_metric_name, check_not_test
 
         check_metric_name(value)
-        return value
+        return check_not_test(value, "constrain")
 
     def violation(self, value: float) -> float:
         """Optuna's constraint value: <= 0 when satisfied."""

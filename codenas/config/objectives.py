@@ -59,14 +59,36 @@ def check_metric_name(name: str) -> str:
     return name
 
 
+def is_test_metric(name: str) -> bool:
+    """Whether ``name`` (``metric`` or ``metric/key``) is measured on the test split."""
+    return name.startswith("test_")
+
+
+def check_not_test(name: str, use: str = "optimise") -> str:
+    """Raise ``ValueError`` for a ``test_*`` metric: the test split never steers selection.
+
+    Objectives, constraints, pick requirements and preferences all select architectures;
+    ``test_*`` values are logged for reporting only, so that the test error of the chosen
+    network stays an unbiased estimate.
+
+    Args:
+        name: the metric name.
+        use: the verb for the fix, e.g. ``"optimise"`` or ``"constrain"``.
+    """
+    if is_test_metric(name):
+        valid = "val_" + name.removeprefix("test_").split("/")[0]
+        raise ValueError(
+            f"{name!r} is measured on the test split, which is never used for selection "
+            f"(test values are logged for reporting only); {use} a validation metric "
+            f"(e.g. {valid}) instead"
+        )
+    return name
+
+
 def check_objective(metric: str, direction: str | None) -> str:
     """Validate an objective and return its direction (the metric's own when not given)."""
     check_metric_name(metric)
-    if metric.startswith("test_"):
-        raise ValueError(
-            f"{metric!r} is measured on the test split, which is never used for selection; "
-            "optimise a validation metric (e.g. val_accuracy) instead"
-        )
+    check_not_test(metric)
     info = get_metric(metric)
     if direction is None:
         if info.direction is None:
@@ -98,7 +120,14 @@ def check_against_dataset(names: list[str], *, task: str, has_factors: bool, sou
             )
 
 
-__all__ = ["all_outputs", "check_against_dataset", "check_metric_name", "check_objective"]
+__all__ = [
+    "all_outputs",
+    "check_against_dataset",
+    "check_metric_name",
+    "check_not_test",
+    "check_objective",
+    "is_test_metric",
+]
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -5,7 +5,8 @@ module never re-implements dominance. A pick runs in two steps:
 
 1. **Requirements** filter the front: ``val_accuracy>=0.95``, ``params<=50000``, on any value
    the trials recorded (objectives, per-layer coding metrics such as
-   ``dead_fraction/layer_1``, ``test_accuracy`` ...). Removing members of a Pareto front leaves
+   ``dead_fraction/layer_1`` ...), except ``test_*`` values: the test split never steers a
+   choice (they are logged for reporting only). Removing members of a Pareto front leaves
    the others non-dominated, so the candidates are still a front.
 2. **One rule** chooses among the candidates:
 
@@ -92,6 +93,7 @@ class Requirement:
             bound = float(match[3].replace("_", ""))
         except ValueError:
             raise ConfigError(f"--require {text!r}: {match[3]!r} is not a number") from None
+        _not_test(match[1], f"--require {text!r}", "require")
         return cls(match[1], match[2], bound)
 
     def miss(self, value: float | None) -> float:
@@ -254,7 +256,18 @@ def _split_prefer(prefer: str) -> tuple[str, str]:
     base, sep, suffix = prefer.partition(":")
     if sep and suffix not in ("max", "min"):
         raise ConfigError(f"--prefer {prefer!r}: the suffix must be :max or :min, got {suffix!r}")
+    _not_test(base, f"--prefer {prefer!r}", "prefer")
     return base, prefer
+
+
+def _not_test(metric: str, where: str, use: str) -> None:
+    """A pick selects: refuse ``test_*`` values (logged for reporting only)."""
+    from codenas.config.objectives import check_not_test
+
+    try:
+        check_not_test(metric, use)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- rules

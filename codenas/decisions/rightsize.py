@@ -229,7 +229,7 @@ def propose(
     from codenas.evaluation.neural_code import retrain as retrain_code
     from codenas.evaluation.neural_code import trial_seed_of
     from codenas.search.pareto import objective_names
-    from codenas.search.storage import stored_config
+    from codenas.search.storage import retried_trial_number, stored_config
 
     trial = get_trial(study, number)
     config = config if config is not None else stored_config(study)
@@ -250,8 +250,7 @@ def propose(
         usage = recorded
         source = "the trial's recorded metrics"
     else:
-        origin = trial.system_attrs.get("failed_trial")
-        seed = trial_seed_of(config, number, None if origin is None else int(origin))
+        seed = trial_seed_of(config, number, retried_trial_number(trial))
         code = retrain_code(
             config,
             spec,
@@ -364,7 +363,9 @@ def enqueue_params(
 def params_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """A trial's parameters; for a WAITING (queued) trial, the ones it was queued with."""
     if trial.state.name == "WAITING":
-        return dict(trial.system_attrs.get("fixed_params", {}))
+        from codenas.search._optuna_private import queued_params
+
+        return queued_params(trial)
     return dict(trial.params)
 
 
@@ -392,11 +393,9 @@ def enqueue(study: optuna.Study, proposal: Proposal) -> tuple[int, bool]:
         ``(trial number, queued_now)``; ``queued_now`` is false when an existing trial (run or
         waiting) already evaluates the same architecture.
     """
-    import optuna
+    from codenas.search.storage import enqueue as enqueue_trial
 
     existing = queued_or_done(study, proposal)
     if existing is not None:
         return existing, False
-    study.enqueue_trial(proposal.params, user_attrs=proposal.user_attrs)
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    return max(t.number for t in waiting), True
+    return enqueue_trial(study, proposal.params, dict(proposal.user_attrs)), True

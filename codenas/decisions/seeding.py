@@ -147,9 +147,8 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> list[int]:
     Returns:
         The numbers of the trials queued now.
     """
-    import optuna
-
     from codenas.decisions.rightsize import params_of
+    from codenas.search.storage import enqueue
 
     existing = [
         (params_of(t), {k: t.user_attrs.get(k) for k in ("widths", "channels")})
@@ -160,12 +159,9 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> list[int]:
         attrs = {k: seed.user_attrs.get(k) for k in ("widths", "channels")}
         if any(p == seed.params and a == attrs for p, a in existing):
             continue
-        study.enqueue_trial(
-            seed.params, user_attrs={**seed.user_attrs, "codenas.seeded_from": seed.trial}
-        )
+        user_attrs = {**seed.user_attrs, "codenas.seeded_from": seed.trial}
+        numbers.append(enqueue(study, seed.params, user_attrs))
         existing.append((seed.params, attrs))
-        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        numbers.append(max(t.number for t in waiting))
     return numbers
 
 
@@ -174,19 +170,35 @@ def seed_search(
 ) -> tuple[list[Seed], list[int]]:
     """Open (or create) the study of ``config`` and queue ``source``'s Pareto architectures.
 
-    The study and its MLflow parent run are opened by a search of zero trials, so the queued
-    trials then run first in the usual ``codenas.search.run(config)``; they count towards its
-    ``n_trials``.
+    Nothing else happens: no trial runs, and an existing study's trials, runs and parent run
+    are left as they are. A new study gets its MLflow parent run here, as a search creates it
+    with its study (so the search that follows, or a worker joining it, finds it at once).
+    The queued trials then run first in the usual ``codenas.search.run(config)``; they count
+    towards its ``n_trials``.
+
+    Args:
+        source_label: where ``config`` came from (accepted for the command line's call; the
+            errors raised here name their keys themselves).
 
     Returns:
         ``(seeds, queued trial numbers)``.
+
+    Raises:
+        CodenasError: a bad config, dataset or storage (before anything is stored), or see
+            :func:`seeds_from`.
     """
-    from codenas.search.storage import load_study
-    from codenas.search.study import run
+    from codenas.data import load_dataset
+    from codenas.search.storage import open_study, storage_for
+    from codenas.search.tracker import make_tracker
+    from codenas.spaces import get_space
 
     seeds = seeds_from(source, config, top=top)
-    run(config, n_trials=0, source=source_label)
-    study = load_study(config.study.name, config.study.storage)
+    # The checks a search makes before it stores anything (its data fits its space).
+    space = get_space(config.space.name)(config.space)
+    space.check_input(load_dataset(config.data).input_shape)
+    study, created = open_study(config, storage_for(config))
+    if created:
+        make_tracker(config, study, created=True)  # the study's parent run, as a search does
     return seeds, enqueue_seeds(study, seeds)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -24,13 +24,14 @@ if TYPE_CHECKING:
     from codenas.search.tracker import Tracker
 
 _TRACEBACK_CHARS = 4000
+_log = logging.getLogger(__name__)
 
 
 def retry_of(trial: optuna.Trial) -> int | None:
     """The number of the trial that ``trial`` re-runs after its worker died, if any."""
-    attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
-    origin = attrs.get("failed_trial")
-    return None if origin is None else int(origin)
+    from codenas.search.storage import retried_trial_number, running_trial
+
+    return retried_trial_number(running_trial(trial))
 
 
 class Objective:
@@ -151,8 +152,16 @@ class Objective:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:2000])
             trial.set_user_attr("fail_traceback", traceback.format_exc()[-_TRACEBACK_CHARS:])
             if self.tracker is not None and spec is None:
-                with contextlib.suppress(Exception):
+                try:  # a run for the trial that failed in sampling, so none is missing
                     self.tracker.trial_started(trial, None, origin)
+                except Exception as track_err:
+                    _log.warning(
+                        "trial %d failed before its run was opened, and opening it failed too "
+                        "(%s: %s); the end of the search opens it",
+                        trial.number,
+                        type(track_err).__name__,
+                        str(track_err)[:300],
+                    )
             raise
 
 

@@ -15,6 +15,7 @@ if no live worker is left to run it, this process starts one more.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import signal
 import sys
@@ -26,6 +27,8 @@ from codenas.config import Config
 from codenas.errors import CodenasError
 from codenas.search.tracker import make_tracker
 
+_log = logging.getLogger(__name__)
+
 
 def _worker_main(
     config_data: dict[str, Any],
@@ -36,11 +39,17 @@ def _worker_main(
     drain: bool = False,
 ) -> None:
     """Entry point of one worker process (spawned: it imports everything afresh)."""
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C reaches the whole process group, and the coordinator then sends SIGTERM too: the
+    # first signal stops the worker, later ones must not break off its bookkeeping (the
+    # interrupted trial's FAIL and its run's KILLED).
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
     from codenas.config import Config
-    from codenas.errors import CodenasError
+    from codenas.errors import CodenasError, show_warnings
     from codenas.search.objective import Budget
     from codenas.search.study import run
+
+    show_warnings()
 
     config = Config.from_dict(config_data, source=source)
     try:
@@ -57,6 +66,23 @@ def _worker_main(
     except CodenasError as err:
         print(f"codenas: error: worker {index}: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def _stop_once(signum: int, frame: Any) -> None:
+    """Raise ``KeyboardInterrupt`` on the first SIGINT/SIGTERM, ignore the ones after it."""
+    _ignore_stops()
+    raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """A Python-level no-op: unlike ``SIG_IGN``, a signal already pending when it is installed
+    is then dropped quietly (CPython raises "Signal N ignored due to race condition" for one
+    whose handler became ``SIG_IGN`` before it ran)."""
+
+
+def _ignore_stops() -> None:
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
 
 
 def _counts(study: Any, start: int) -> tuple[int, int, int, int]:
@@ -83,11 +109,14 @@ def run_workers(
     source: str = "config",
     enqueue: Sequence[dict[str, Any]] = (),
     poll: float = 0.5,
+    stop_timeout: float = 30.0,
 ) -> Any:
     """Run ``n_trials`` more trials of ``config`` with ``workers`` processes on this machine.
 
     ``enqueue`` lists trial parameters to evaluate first (they count towards ``n_trials``),
-    as in :func:`codenas.search.run`.
+    as in :func:`codenas.search.run`. After Ctrl-C or SIGTERM each worker records its running
+    trial as failed (its run KILLED) and exits; one still alive ``stop_timeout`` seconds later
+    is killed. Every worker is joined before this returns or raises.
 
     Returns:
         The Optuna study once every worker has finished.
@@ -115,6 +144,7 @@ def run_workers(
     tracker = make_tracker(config, study, created=created)
     if tracker is not None:
         stale.hooks.append(tracker.trial_killed)
+        stale.drop_attrs.update(tracker.trial_attrs)
     start = len(study.trials)
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
@@ -132,7 +162,7 @@ def run_workers(
         proc.start()
         return proc
 
-    procs = [spawn(i) for i in range(workers)]
+    procs: list[mp.process.BaseProcess] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -147,9 +177,10 @@ def run_workers(
     died: list[int] = []  # exit codes of workers that died abnormally
     replaced = 0
     finished_then = 0
-    interrupted = False
+    interrupted = failed = False
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        procs.extend(spawn(i) for i in range(workers))
         while True:
             alive = [p for p in procs if p.is_alive()]
             for proc in procs:
@@ -210,21 +241,75 @@ def run_workers(
             time.sleep(poll)
     except KeyboardInterrupt:
         interrupted = True
-        for proc in procs:
-            if proc.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()  # SIGTERM: the worker records its trial and exits 130
-        for proc in procs:
-            proc.join(timeout=60)
+    except BaseException:
+        failed = True
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        if bar is not None:
-            bar.close()
+        # A second Ctrl-C must not cut the clean-up short: each worker gets a bounded time to
+        # record its trial, then is killed, and every one is joined (no orphan, no zombie).
+        previous_int = signal.getsignal(signal.SIGINT)
+        _ignore_stops()
+        try:
+            killed = _stop_workers(procs, study, start, stop_timeout)
+            if bar is not None:
+                bar.close()
+            if tracker is not None and not tracker.down:
+                from codenas.search.study import wrap_up
+
+                status = "KILLED" if interrupted else "FAILED" if failed else "FINISHED"
+                # The workers updated the front; redraw it only if one of them died.
+                wrap_up(study, tracker, status=status, front=bool(killed or replaced))
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous)
     if interrupted:
         raise KeyboardInterrupt
     import optuna
 
     return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+def _stop_workers(
+    procs: Sequence[mp.process.BaseProcess], study: Any, start: int, timeout: float
+) -> list[int]:
+    """Stop and join every worker; the trial of one that had to be killed is failed.
+
+    A live worker gets SIGTERM (it records its running trial as failed and exits 130; one that
+    already got Ctrl-C ignores it) and ``timeout`` seconds in all to exit, then SIGKILL. The
+    RUNNING trial of a killed worker is told FAIL at once (its heartbeat would take the grace
+    period), so that the tracker's reconcile ends its run as KILLED.
+
+    Returns:
+        The pids of the workers that were killed.
+    """
+    import optuna
+
+    for proc in procs:
+        if proc.is_alive():
+            with contextlib.suppress(ProcessLookupError):  # it ended in between: nothing to stop
+                proc.terminate()
+    deadline = time.monotonic() + timeout
+    killed = []
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            _log.warning(
+                "%s (pid %s) did not stop within %g s of the interrupt; killed",
+                proc.name,
+                proc.pid,
+                timeout,
+            )
+            proc.kill()
+            proc.join()
+            killed.append(proc.pid)
+    for trial in study.get_trials(deepcopy=False)[start:]:
+        worker = str(trial.user_attrs.get("worker", ""))
+        if trial.state.name == "RUNNING" and any(worker.endswith(f":{pid}") for pid in killed):
+            try:
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            except Exception as err:  # e.g. it ended in between
+                _log.warning("trial %d of a killed worker not failed: %s", trial.number, err)
+    return killed
 
 
 class WorkerError(CodenasError):
@@ -240,7 +325,13 @@ def _held_a_trial(study: Any, start: int, pid: int | None) -> bool:
 
 
 def _fail_stale(study: Any) -> None:
-    import optuna
+    import warnings
 
-    with contextlib.suppress(Exception):
-        optuna.storages.fail_stale_trials(study)
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from codenas.search.study import attempt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        attempt("failing the trials of dead workers", optuna.storages.fail_stale_trials, study)

@@ -7,7 +7,6 @@ search is refused if it would measure something else.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -35,12 +34,24 @@ CREATED_ATTR = "codenas.created_at"
 _log = logging.getLogger(__name__)
 
 
+# User attributes a trial writes while it runs: its outcome, not its input. A retry starts
+# without them (it would otherwise carry the killed trial's worker, metrics and, through the
+# tracker's attribute, the killed trial's MLflow run).
+OUTCOME_ATTRS = frozenset(
+    {"worker", "spec", "metrics", "fail_reason", "fail_traceback", "prune_reason", "checkpoints"}
+)
+QUEUE_TAG = "codenas.queued_as"
+
+
 class StaleTrialHandler:
     """Optuna's heartbeat callback for a trial whose worker died, plus codenas's own hooks.
 
-    It re-queues the trial with the same parameters (Optuna's
-    ``RetryHeartbeatStaleTrialCallback``, up to ``retries`` times), then calls each hook
-    (the MLflow tracker ends the trial's run as KILLED).
+    It re-queues the trial with the same parameters and input attributes (Optuna's
+    ``RetryHeartbeatStaleTrialCallback``, up to ``retries`` times), then calls each hook (the
+    MLflow tracker ends the trial's run as KILLED). The retry does not inherit the user
+    attributes in :data:`OUTCOME_ATTRS` nor those in ``drop_attrs`` (a tracker adds the
+    attribute holding its run id), so nothing can attribute the killed trial's run to it; its
+    link to the killed trial is Optuna's (:func:`retried_trial_number`).
     """
 
     def __init__(self, retries: int) -> None:
@@ -51,12 +62,81 @@ class StaleTrialHandler:
             warnings.simplefilter("ignore", ExperimentalWarning)
             self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
         self.hooks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = []
+        self.drop_attrs: set[str] = set(OUTCOME_ATTRS)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self._retry(study, trial)
+        import copy
+
+        inputs = copy.copy(trial)  # the stored trial keeps every attribute
+        inputs.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in self.drop_attrs}
+        try:
+            self._retry(study, inputs)
+        except Exception as err:  # the trial stays FAIL in any case; say that it is not retried
+            _log.warning(
+                "trial %d of study %r (worker died) was not re-queued: %s",
+                trial.number,
+                study.study_name,
+                _reason(err),
+            )
         for hook in self.hooks:
-            with contextlib.suppress(Exception):  # never let bookkeeping break the search
+            try:
                 hook(study, trial)
+            except Exception as err:  # bookkeeping never breaks the search, but it is said
+                _log.warning(
+                    "after trial %d of study %r was failed as stale, %s failed: %s",
+                    trial.number,
+                    study.study_name,
+                    getattr(hook, "__qualname__", repr(hook)),
+                    _reason(err),
+                )
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__
+
+
+def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the trial that ``trial`` re-runs after its worker died, if any.
+
+    Optuna's public (experimental) ``RetryHeartbeatStaleTrialCallback.retried_trial_number``:
+    the first trial of a chain of retries.
+    """
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        number = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+    return None if number is None else int(number)
+
+
+def running_trial(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The stored (frozen) form of the live ``trial``, read through the public study API."""
+    import optuna
+
+    for frozen in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if frozen.number == trial.number:
+            return frozen
+    raise LookupError(f"trial {trial.number} is not running")
+
+
+def enqueue(
+    study: optuna.Study, params: dict[str, Any], user_attrs: dict[str, Any] | None = None
+) -> int:
+    """Queue a trial and return its number, also while other processes queue or run trials.
+
+    ``study.enqueue_trial`` returns nothing, and the newest WAITING trial may be another
+    process's; the trial is found instead by a unique tag (:data:`QUEUE_TAG`) queued with it.
+    A retry of the trial carries the same tag, so the lowest number is the queued one.
+    """
+    import uuid
+
+    key = uuid.uuid4().hex
+    study.enqueue_trial(dict(params), user_attrs={**(user_attrs or {}), QUEUE_TAG: key})
+    return min(
+        t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get(QUEUE_TAG) == key
+    )
 
 
 def make_storage(

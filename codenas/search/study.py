@@ -22,7 +22,7 @@ import numpy as np
 from codenas.config import Config
 from codenas.search.objective import Budget, Objective
 from codenas.search.storage import StaleTrialHandler, load_study, open_study, storage_for
-from codenas.search.tracker import DEFAULT_TRACKER, make_tracker
+from codenas.search.tracker import DEFAULT_TRACKER, Tracker, make_tracker
 from codenas.spaces import get_space
 from codenas.training.runtime import default_threads, set_threads
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from codenas.data import Dataset
     from codenas.search.pareto import FrontRow
     from codenas.spaces import Space
+
+_log = logging.getLogger(__name__)
 
 
 def sampler_seed(base: int, *salt: int) -> int:
@@ -167,6 +169,7 @@ def run(
     tracker = make_tracker(config, study, created=created, name=tracker_name)
     if tracker is not None:
         stale.hooks.append(tracker.trial_killed)
+        stale.drop_attrs.update(tracker.trial_attrs)
     if progress:
         import sys
 
@@ -193,7 +196,8 @@ def run(
     all_callbacks.extend(callbacks)
 
     if tracker is not None:
-        tracker.set_parent_status("RUNNING")
+        tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
+    status = "FINISHED"
     try:
         with _quiet_optuna(quiet):
             # One optimize call per trial: the budget is checked before each trial starts,
@@ -214,19 +218,109 @@ def run(
                 )
                 if objective.last_retry is not None and not retries_only:
                     budget.give_back()  # re-running a dead worker's trial is not a new trial
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
     finally:
         if bar is not None:
             bar.close()
         if tracker is not None and not tracker.down:
             # A Ctrl-C leaves the interrupted trial FAIL in Optuna with its run RUNNING:
             # reconcile ends that run as KILLED before the process exits.
-            with contextlib.suppress(Exception):
-                tracker.reconcile()
-                tracker.update_front(study, final=True)
-                tracker.set_parent_status("FINISHED")
+            wrap_up(study, tracker, status="FAILED" if objective.fatal else status)
     if objective.fatal is not None:
         raise objective.fatal
     return study
+
+
+def attempt(what: str, step: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Run one bookkeeping ``step``; a failure is a logged warning with its reason, not an error.
+
+    The trials are already stored when these steps run: a tracker that fails them must not
+    fail the search, nor skip the steps after it, nor go unsaid.
+
+    Returns:
+        Whether the step succeeded.
+    """
+    try:
+        step(*args, **kwargs)
+    except Exception as err:
+        text = str(err).strip()
+        reason = f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else repr(err)
+        _log.warning("%s failed: %s", what, reason)
+        return False
+    return True
+
+
+def no_trial_running(study: optuna.Study) -> bool:
+    """Whether no worker of ``study`` (on any machine) is running a trial now.
+
+    Trials whose heartbeat is older than the grace period belong to dead workers: they are
+    failed first (and re-queued, :class:`~codenas.search.storage.StaleTrialHandler`), so a
+    killed worker does not keep the study "running" for ever. A live worker's trial is RUNNING
+    from its start to its end, so the process whose own last trial ends while this holds is
+    the last one: it alone marks the study's tracking record finished. (A worker between two
+    trials holds none for a moment; it checks again when its next trial ends.)
+    """
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        attempt("failing the trials of dead workers", optuna.storages.fail_stale_trials, study)
+    return not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+
+
+def study_totals(study: optuna.Study) -> dict[str, float]:
+    """The study's totals for its tracking record: trial counts, front size, best values.
+
+    Keys: ``trials_complete``, ``trials_failed``, ``trials_pruned``, ``trials_waiting``,
+    ``front_size`` (feasible Pareto members) and ``best/<objective>`` (the best value of each
+    objective over the front, in the objective's direction; absent while the front is empty).
+    """
+    from codenas.search.pareto import objective_names
+
+    counts = {"COMPLETE": 0, "FAIL": 0, "PRUNED": 0, "WAITING": 0}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name in counts:
+            counts[trial.state.name] += 1
+    best = study.best_trials
+    totals = {
+        "trials_complete": float(counts["COMPLETE"]),
+        "trials_failed": float(counts["FAIL"]),
+        "trials_pruned": float(counts["PRUNED"]),
+        "trials_waiting": float(counts["WAITING"]),
+        "front_size": float(len(best)),
+    }
+    if best:
+        for i, (name, direction) in enumerate(
+            zip(objective_names(study), study.directions, strict=True)
+        ):
+            pick = max if direction.name == "MAXIMIZE" else min
+            totals[f"best/{name}"] = float(pick(t.values[i] for t in best))
+    return totals
+
+
+def wrap_up(study: optuna.Study, tracker: Tracker, *, status: str, front: bool = True) -> None:
+    """The tracker's end-of-search steps, each attempted on its own (see :func:`attempt`).
+
+    Runs left RUNNING are ended (``reconcile``), the front is brought up to date (``front``),
+    and, if no worker of the study is running any more (:func:`no_trial_running`), the study's
+    record is ended with ``status`` (FINISHED, KILLED after Ctrl-C, FAILED) and its totals.
+    """
+    attempt("ending the runs of finished trials (reconcile)", tracker.reconcile)
+    if front:
+        attempt("updating the Pareto front", tracker.update_front, study, final=True)
+    if no_trial_running(study):
+        attempt(
+            f"marking the study's parent run {status}",
+            tracker.finish_study,
+            status,
+            study_totals(study),
+        )
 
 
 def _has_waiting(study: optuna.Study) -> bool:
@@ -247,6 +341,3 @@ def front(
     if study is None:
         study = load_study(study_name, storage)
     return front_rows(study)
-
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())

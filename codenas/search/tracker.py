@@ -14,8 +14,11 @@ The calls, in order:
   records a trial COMPLETE whose metrics did not reach the tracker;
 * ``tracker(study, frozen_trial)`` as an Optuna callback once the trial has its final state;
 * ``trial_killed(study, frozen_trial)`` when a dead worker's trial is failed by the heartbeat;
-* ``set_parent_status(status)``, ``reconcile()`` and ``update_front(study, final=True)`` around
-  the whole run.
+* ``set_parent_status("RUNNING")`` when a process starts, then ``reconcile()`` and
+  ``update_front(study, final=True)`` when it ends, and ``finish_study(status, totals)`` only
+  in the process that ends while no trial of the study is running any more (the last worker;
+  ``totals`` from :func:`codenas.search.study.study_totals`). A failure in any of these is a
+  logged warning, each step is attempted on its own.
 
 A tracker sets ``down = True`` once its backend stayed unreachable; the search then stops with
 :class:`~codenas.errors.TrackingUnavailable`.
@@ -23,7 +26,7 @@ A tracker sets ``down = True`` once its backend stayed unreachable; the search t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from codenas.registry import Registry
@@ -39,6 +42,9 @@ class Tracker(Protocol):
     """What :func:`codenas.search.run` calls on a tracker (see the module docstring)."""
 
     down: bool
+    # User attributes the tracker writes on a trial (its run id): a retry of a killed trial
+    # starts without them, so the killed trial's record is never attributed to the retry.
+    trial_attrs: tuple[str, ...]
 
     def trial_started(
         self, trial: optuna.Trial, spec: Spec | None, retry_of: int | None
@@ -51,6 +57,8 @@ class Tracker(Protocol):
     def trial_killed(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None: ...
 
     def set_parent_status(self, status: str) -> None: ...
+
+    def finish_study(self, status: str, totals: Mapping[str, float]) -> None: ...
 
     def reconcile(self) -> Any: ...
 

@@ -3,13 +3,12 @@ the experiment and artifact location of a study."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,8 +167,15 @@ class RetryingClient:
                 time.sleep(delay)
                 delay = min(2 * delay, 30.0)
                 if recover is not None:
-                    with contextlib.suppress(Exception):
+                    try:
                         done = recover()
+                    except Exception as check:  # the next attempt is made all the same
+                        _log.warning(
+                            "MLflow: could not check whether %s took effect (%s); trying again",
+                            name,
+                            _reason(check),
+                        )
+                    else:
                         if done is not None:
                             return done
 
@@ -232,6 +238,54 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         return experiment.experiment_id
 
 
+def quote(value: str) -> str:
+    """``value`` as a string literal of an MLflow filter string.
+
+    MLflow's filter syntax has no escape inside a quoted value: a value with a single quote is
+    written in double quotes, any other in single quotes. A value holding both cannot be
+    written (``study.name`` refuses such names when the config is loaded).
+
+    Raises:
+        ValueError: ``value`` holds both quote characters.
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} holds both ' and \", which no MLflow filter string can match")
+
+
+def search_all_runs(
+    client: Any,
+    experiment_ids: list[str],
+    filter_string: str = "",
+    *,
+    page_size: int = 1000,
+    order_by: list[str] | None = None,
+) -> Iterator[Any]:
+    """Every run matching ``filter_string``, following MLflow's page tokens.
+
+    ``search_runs`` returns at most ``max_results`` runs (1,000 by default) per call; a study
+    with more trials than that would silently lose the rest.
+
+    Args:
+        page_size: runs fetched per request (MLflow caps it at 50,000).
+    """
+    token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string=filter_string,
+            max_results=page_size,
+            order_by=order_by,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
 def create_run_once(client: Any, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> str:
     """Create a run, exactly once even if the answer to the request is lost.
 
@@ -250,7 +304,9 @@ def create_run_once(client: Any, experiment_id: str, run_name: str, tags: Mappin
 
     def find() -> str | None:
         runs = client.search_runs(
-            [experiment_id], filter_string=f"tags.`codenas.request_id` = '{key}'", max_results=1
+            [experiment_id],
+            filter_string=f"tags.`codenas.request_id` = {quote(key)}",
+            max_results=1,
         )
         return runs[0].info.run_id if runs else None
 

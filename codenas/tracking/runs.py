@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import ConfigError, StorageError
-from codenas.tracking.client import ensure_experiment, flatten, make_client
+from codenas.tracking.client import ensure_experiment, flatten, make_client, quote, search_all_runs
 from codenas.urls import mask_url
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from codenas.config import Config
+
+_log = logging.getLogger(__name__)
 
 PICKED_TAG = "codenas.picked"
 ROLE_TAG = "codenas.role"
@@ -131,10 +134,10 @@ def mark_picked(uri: str, study_name: str, run_id: str, summary: str) -> list[st
     client = client_for(uri)
     run = client.get_run(run_id)
     experiment_id = run.info.experiment_id
-    previous = client.search_runs(
+    previous = search_all_runs(
+        client,
         [experiment_id],
-        filter_string=(f"tags.`codenas.study` = '{study_name}' and tags.`{PICKED_TAG}` = 'true'"),
-        max_results=1000,
+        f"tags.`codenas.study` = {quote(study_name)} and tags.`{PICKED_TAG}` = 'true'",
     )
     untagged = []
     for old in previous:
@@ -205,12 +208,19 @@ def read_run(uri: str, run_id: str) -> RunRecord:
     config = None
     holder = run_id if kind in MODEL_ROLES else tags.get("mlflow.parentRunId")
     if holder:
-        with contextlib.suppress(Exception):
-            import tempfile
+        import tempfile
 
+        try:
             with tempfile.TemporaryDirectory() as tmp:
                 path = client.download_artifacts(holder, "config.yaml", tmp)
                 config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except Exception as err:  # the caller falls back to the run's own tags and params
+            _log.warning(
+                "run %s: the config.yaml of run %s was not read (%s); using the run's tags",
+                run_id,
+                holder,
+                str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__,
+            )
     return RunRecord(
         run_id=run_id,
         experiment_id=run.info.experiment_id,

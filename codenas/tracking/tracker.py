@@ -24,6 +24,7 @@ a study (child runs, Pareto tags, parent artifacts), which splitting would expos
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,11 @@ from codenas.tracking.client import (
     ensure_experiment,
     flatten,
     make_client,
+    quote,
+    search_all_runs,
 )
+
+_log = logging.getLogger(__name__)
 
 PARENT_ATTR = "codenas.mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
@@ -67,6 +72,9 @@ class MlflowTracker:
         wait_parent: seconds a non-creator waits for the parent run id before creating one.
         plot_interval: least seconds between two redraws of ``pareto_front.png``.
     """
+
+    page_size = 1000  # runs per search_runs request (every page is read)
+    trial_attrs = (RUN_ATTR,)  # a retry of a killed trial does not inherit its run id
 
     def __init__(
         self,
@@ -121,12 +129,9 @@ class MlflowTracker:
         # a second one; for an older study the creator is gone, so any worker may create it.
         created_at = float(study.user_attrs.get(CREATED_ATTR, 0.0))
         if not created and time.time() - created_at < wait:
-            from optuna import load_study
-
             deadline = created_at + wait
             while time.time() < deadline:
-                fresh = load_study(study_name=study.study_name, storage=study._storage)
-                run_id = fresh.user_attrs.get(PARENT_ATTR)
+                run_id = study.user_attrs.get(PARENT_ATTR)  # read from the storage each time
                 if self._parent_exists(run_id):
                     return str(run_id)
                 time.sleep(0.2)
@@ -140,7 +145,7 @@ class MlflowTracker:
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
-                f"tags.`codenas.study` = '{self.study.study_name}' "
+                f"tags.`codenas.study` = {quote(self.study.study_name)} "
                 "and tags.`codenas.role` = 'study'"
             ),
             max_results=1,
@@ -266,6 +271,12 @@ class MlflowTracker:
         except TrackingUnavailable:
             self.down = True
             raise
+        except Exception as err:  # the trial is stored; its run is ended later by reconcile
+            _log.warning(
+                "the run of trial %d was not ended (%s); the end of the search ends it",
+                trial.number,
+                _short(err),
+            )
 
     def _finish(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from mlflow.entities import Metric, RunTag
@@ -313,24 +324,19 @@ class MlflowTracker:
 
     def _load_children(self) -> None:
         """Read every child run already logged: its trial number and ``codenas.pareto`` tag."""
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
-                max_results=1000,
-                page_token=token,
-            )
-            for run in page:
-                number = run.data.tags.get("codenas.trial_number")
-                if number is None:
-                    continue
-                self._runs[int(number)] = run.info.run_id
-                if "codenas.pareto" in run.data.tags:
-                    self._pareto_tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
-            token = page.token
-            if not token:
-                return
+        children = search_all_runs(
+            self.client,
+            [self.experiment_id],
+            f"tags.mlflow.parentRunId = {quote(self.parent_run_id)}",
+            page_size=self.page_size,
+        )
+        for run in children:
+            number = run.data.tags.get("codenas.trial_number")
+            if number is None:
+                continue
+            self._runs[int(number)] = run.info.run_id
+            if "codenas.pareto" in run.data.tags:
+                self._pareto_tags[int(number)] = run.data.tags["codenas.pareto"] == "true"
 
     def _run_id(self, trial: optuna.trial.FrozenTrial) -> str | None:
         return trial.user_attrs.get(RUN_ATTR) or self._runs.get(trial.number)
@@ -397,15 +403,15 @@ class MlflowTracker:
             self._run_id(t) or f"no-run-{t.number}": t
             for t in self.study.get_trials(deepcopy=False)
         }
-        running = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=(
-                f"tags.`codenas.study` = '{self.study.study_name}' "
-                "and attributes.status = 'RUNNING'"
-            ),
-            max_results=1000,
+        running = list(
+            search_all_runs(
+                self.client,
+                [self.experiment_id],
+                f"tags.`codenas.study` = {quote(self.study.study_name)} "
+                "and attributes.status = 'RUNNING'",
+                page_size=self.page_size,
+            )
         )
-        running = list(running)
         fixed = 0
         # A trial interrupted or killed before its run was opened has none yet: open it, so
         # every trial has exactly one run (it is then ended below like the others).
@@ -418,22 +424,62 @@ class MlflowTracker:
             trial = trials.get(run.info.run_id)
             if trial is None or not trial.state.is_finished():
                 continue
-            self.client.set_tag(run.info.run_id, "codenas.state", trial.state.name)
-            reason = trial.user_attrs.get("fail_reason")
-            if trial.state.name == "FAIL" and not reason:  # failed by the heartbeat check
-                reason = self._killed_reason(trial)
-            if reason:
-                self.client.set_tag(run.info.run_id, "codenas.fail_reason", str(reason)[:8000])
-            status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
-            self.client.set_terminated(run.info.run_id, status=status)
+            try:
+                self._end_run(run.info.run_id, trial)
+            except TrackingUnavailable:
+                raise
+            except Exception as err:
+                # Another process (the trial's own, or another worker's reconcile) may be ending
+                # the same run at this moment: then there is nothing left to do.
+                if self._still_running(run.info.run_id):
+                    _log.warning(
+                        "the run of trial %d was not ended (%s)", trial.number, _short(err)
+                    )
+                continue
             fixed += 1
         return fixed
 
+    def _end_run(self, run_id: str, trial: optuna.trial.FrozenTrial) -> None:
+        self.client.set_tag(run_id, "codenas.state", trial.state.name)
+        reason = trial.user_attrs.get("fail_reason")
+        if trial.state.name == "FAIL" and not reason:  # failed by the heartbeat check
+            reason = self._killed_reason(trial)
+        if reason:
+            self.client.set_tag(run_id, "codenas.fail_reason", str(reason)[:8000])
+        status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
+        self.client.set_terminated(run_id, status=status)
+
+    def _still_running(self, run_id: str) -> bool:
+        try:
+            return bool(self.client.get_run(run_id).info.status == "RUNNING")
+        except Exception:  # cannot tell: say so
+            return True
+
     def set_parent_status(self, status: str) -> None:
         self.client.update_run(self.parent_run_id, status=status)
+
+    def finish_study(self, status: str, totals: Mapping[str, float]) -> None:
+        """End the parent run (with its end time) and log the study's totals on it.
+
+        Called by the last process of a study to end (no trial RUNNING); the totals' step is
+        the number of trials so far, so a continued study shows how they grew.
+        """
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        step = len(self.study.get_trials(deepcopy=False))
+        metrics = [Metric(k, float(v), now, step) for k, v in sorted(totals.items())]
+        for chunk in _chunks(metrics, 1000):
+            self.client.log_batch(self.parent_run_id, metrics=chunk)
+        self.client.set_terminated(self.parent_run_id, status=status)
 
     def runs_url(self) -> str | None:
         """The MLflow UI link to this experiment's runs table, for an http tracking URI."""
         if self.uri.startswith(("http://", "https://")):
             return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
         return None
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__

@@ -21,6 +21,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sqlalchemy.pool import NullPool
 
+from codenas.search.storage import retried_trial_number
 from tests.servers import MlflowServer, Postgres, Relay, postgres_available
 
 pytestmark = pytest.mark.slow
@@ -54,12 +55,19 @@ def write_config(root: Path, name: str, storage: str, tracking: str, extra: list
     return path
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def codenas(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    """The ``codenas`` command line of this checkout (first on the path, whatever is installed)."""
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "codenas.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -113,7 +121,7 @@ def check_tracking(storage: str, name: str, tracking: str) -> tuple[optuna.Study
 
 def check_killed_and_retried(study: optuna.Study, by_trial: dict, victim: int) -> None:
     summary = [
-        (t.number, t.state.name, t.user_attrs.get("worker"), t.system_attrs.get("failed_trial"))
+        (t.number, t.state.name, t.user_attrs.get("worker"), retried_trial_number(t))
         for t in study.trials
     ]
     killed = [
@@ -128,7 +136,7 @@ def check_killed_and_retried(study: optuna.Study, by_trial: dict, victim: int) -
         "stopped sending heartbeats"
         in by_trial[killed_trial.number].data.tags["codenas.fail_reason"]
     )
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_trial.number]
+    retries = [t for t in study.trials if retried_trial_number(t) == killed_trial.number]
     assert len(retries) == 1, f"the killed trial is retried once: {summary}"
     retry = retries[0]
     assert retry.state.name == "COMPLETE"
@@ -219,6 +227,16 @@ def test_workers_on_sqlite_share_one_budget_and_survive_a_kill(tmp_path: Path) -
     assert Counter(t.state.name for t in study.trials) == {"COMPLETE": 6, "FAIL": 1}
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) >= 2
+    # The parent run ended once, when no worker was left, with the study's totals.
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(name)
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")
+    assert parent.info.status == "FINISHED" and parent.info.end_time is not None
+    last_end = max(t.datetime_complete for t in study.trials).timestamp() * 1000
+    assert parent.info.end_time >= last_end
+    metrics = parent.data.metrics
+    assert (metrics["trials_complete"], metrics["trials_failed"]) == (6, 1)
+    assert metrics["front_size"] == len(study.best_trials)
 
 
 def test_ctrl_c_records_the_running_trial_and_the_same_command_continues(tmp_path: Path) -> None:

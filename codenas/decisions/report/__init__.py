@@ -62,11 +62,11 @@ def report_trial(
     """Report on trial ``number`` of ``study``: re-train it as it was trained, draw, log."""
     from codenas.decisions.rightsize import get_trial
     from codenas.evaluation.neural_code import retrain, trial_seed_of
+    from codenas.search.storage import retried_trial_number
     from codenas.spaces import spec_from_dict
 
     trial = get_trial(study, number)
-    origin = trial.system_attrs.get("failed_trial")
-    seed = trial_seed_of(config, number, None if origin is None else int(origin))
+    seed = trial_seed_of(config, number, retried_trial_number(trial))
     title = f"trial {number} of study {study.study_name!r}"
     recorded = dict(trial.user_attrs.get("metrics", {}))
     spec = spec_from_dict(trial.user_attrs["spec"])

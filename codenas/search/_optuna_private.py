@@ -1,0 +1,56 @@
+"""The one place codenas reaches what Optuna keeps without a public API.
+
+Optuna stores the parameters of a queued (WAITING) trial, given to ``study.enqueue_trial``,
+in the trial's system attribute ``"fixed_params"``; ``FrozenTrial.params`` stays empty until
+the trial runs, and no public accessor exists (Optuna 5.1). codenas needs them to recognise an
+architecture that is already queued (right-sizing, seeding). Every such read goes through
+:func:`queued_params`; ``tests/search/test_trust.py`` checks on a real study that the key still
+means this, so an Optuna release that moves it fails that test instead of silently queueing
+duplicates.
+
+:func:`set_trial_user_attrs` is the other gap: a sampler's ``before_trial`` gets a
+``FrozenTrial`` and no public way to write to the live trial (for the code-guided sampler,
+``search/samplers/code.py``, whose own copy of this function can import this one).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import optuna
+
+_FIXED_PARAMS = "fixed_params"  # optuna/study/study.py enqueue_trial, optuna/trial/_trial.py
+
+
+def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The parameters a WAITING trial was queued with (``{}`` if none were given)."""
+    return dict(trial.system_attrs.get(_FIXED_PARAMS, {}))
+
+
+def set_trial_user_attrs(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, attrs: Mapping[str, Any]
+) -> None:
+    """Write user attributes of a running trial from inside a sampler.
+
+    The storage's ``set_trial_user_attr`` is public; reaching the storage (``study._storage``)
+    and the trial's id (``trial._trial_id``) is not. The values are also set on ``trial``
+    itself, the object Optuna then hands to ``optuna.Trial`` as its cache.
+
+    Raises:
+        RuntimeError: this Optuna lacks either attribute.
+    """
+    import optuna
+
+    storage = getattr(study, "_storage", None)
+    trial_id = getattr(trial, "_trial_id", None)
+    if storage is None or trial_id is None:
+        raise RuntimeError(
+            "codenas needs optuna.Study._storage and FrozenTrial._trial_id, which this Optuna "
+            f"({optuna.__version__}) lacks; pin the version the tests pass with"
+        )
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)
+        trial.set_user_attr(key, value)

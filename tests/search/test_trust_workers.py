@@ -1,0 +1,111 @@
+"""Trust (issue 13) with real worker processes: a SIGKILLed trial's retry, Ctrl-C with
+``--workers``. Kills are real signals; results are read through Optuna's and MLflow's APIs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+import codenas
+from codenas.search.storage import retried_trial_number
+from tests.search.test_distributed import (
+    FAST_HEARTBEAT,
+    check_tracking,
+    wait_for_trial,
+    write_config,
+)
+from tests.search.test_distributed import (
+    codenas as codenas_cli,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_retry_of_a_sigkilled_trial_does_not_carry_its_run(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "killed"
+    cfg = write_config(tmp_path, name, storage, tracking, FAST_HEARTBEAT)
+    proc = codenas_cli("search", str(cfg), "--no-progress", "--trials", "50", cwd=tmp_path)
+    victim = wait_for_trial(
+        storage, name, lambda t: t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    time.sleep(3 + 1)  # past the grace period: the trial's heartbeat is stale
+    # The next process of the study fails the stale trial and re-queues it (here one that runs
+    # no trial, so the retry stays queued for inspection).
+    study = codenas.search.run(codenas.load_config(cfg), n_trials=0)
+    killed = study.trials[victim.number]
+    assert killed.state.name == "FAIL"
+    (retry,) = [t for t in study.trials if retried_trial_number(t) == victim.number]
+    assert retry.state.name == "WAITING" and retry.params == killed.params
+    assert "mlflow_run_id" not in retry.user_attrs, "the retry must not carry the killed run"
+    assert not {"worker", "metrics", "spec"} & set(retry.user_attrs)
+    _, by_trial = check_tracking(storage, name, tracking)  # one run per trial, states agree
+    run = by_trial[victim.number]
+    assert run.info.run_id == killed.user_attrs["mlflow_run_id"]
+    assert run.info.status == "KILLED"
+    assert "stopped sending heartbeats" in run.data.tags["codenas.fail_reason"]
+    assert retry.number not in by_trial  # its run opens when it starts, linked to the killed one
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_with_workers_ends_every_trial_and_leaves_no_process(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "interrupted-workers"
+    cfg = write_config(tmp_path, name, storage, tracking, [])
+    proc = codenas_cli(
+        "search",
+        str(cfg),
+        "--no-progress",
+        "--trials",
+        "50",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    workers: set[str] = set()
+
+    def both_in_a_trial(t: optuna.trial.FrozenTrial) -> bool:
+        if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs:
+            workers.add(t.user_attrs["worker"])
+        return len(workers) == 2
+
+    wait_for_trial(storage, name, both_in_a_trial)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group gets SIGINT
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(proc.pid), "a worker outlived the command"
+
+    study, by_trial = check_tracking(storage, name, tracking)
+    states = {t.state.name for t in study.trials}
+    assert states <= {"COMPLETE", "FAIL"}, states  # nothing left RUNNING
+    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(interrupted) >= 1
+    for trial in interrupted:
+        assert trial.user_attrs.get("fail_reason") == "interrupted (Ctrl-C or SIGTERM)"
+        assert by_trial[trial.number].info.status == "KILLED"
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(name)
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")
+    assert parent.info.status == "KILLED" and parent.info.end_time is not None
+    assert parent.data.metrics["trials_failed"] == len(interrupted)
