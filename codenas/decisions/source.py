@@ -92,7 +92,7 @@ def from_trial(
     from codenas.data import load_dataset
     from codenas.decisions.rightsize import get_trial
     from codenas.evaluation.neural_code import retrain, trial_seed_of
-    from codenas.search.storage import load_study
+    from codenas.search.storage import load_study, retried_trial_number
     from codenas.tracking.runs import sqlite_missing, study_config
 
     _require_sqlite(storage, "Optuna storage", "--storage")
@@ -106,8 +106,7 @@ def from_trial(
         uri = None  # the study's MLflow file is not here: the edit can still run unlogged
     data = load_dataset(config.data)
     spec = _adapted(spec_from_dict(frozen.user_attrs["spec"]), data)
-    origin = frozen.system_attrs.get("failed_trial")
-    seed = trial_seed_of(config, trial, None if origin is None else int(origin))
+    seed = trial_seed_of(config, trial, retried_trial_number(frozen))
     recorded = dict(frozen.user_attrs.get("metrics", {}))
     title = f"trial {trial} of study {study.study_name!r}"
     links = {

@@ -40,6 +40,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from codenas.errors import ConfigError, unknown_name_message
+from codenas.search._optuna_private import queued_params, set_trial_user_attrs
 from codenas.search.samplers import moves as rules
 from codenas.search.samplers.moves import LayerUsage, Move, usage_from_attr
 
@@ -63,28 +64,6 @@ ScoreFn = Callable[[optuna.Trial], "float | Sequence[float]"]
 """A zero-cost score: suggests parameters on the trial it is given, returns a score (higher
 is better), or a tuple of scores, each higher-better (candidates are then ranked by Pareto
 rank, spread along each front)."""
-
-
-def set_trial_user_attrs(study: Study, trial: FrozenTrial, attrs: Mapping[str, Any]) -> None:
-    """Write user attributes of a trial from inside a sampler (the one private access).
-
-    Optuna gives a sampler's ``before_trial`` a ``FrozenTrial`` and no public way to write to
-    the live trial; the storage's ``set_trial_user_attr`` is public, but reaching the storage
-    (``study._storage``) and the trial's id (``trial._trial_id``) is not. The values are also
-    set on ``trial`` itself: Optuna hands that same object to ``optuna.Trial`` as its cache,
-    so the objective's ``trial.user_attrs`` sees them. ``tests/search/test_code_sampler.py``
-    fails loudly if a new Optuna breaks either half.
-    """
-    storage = getattr(study, "_storage", None)
-    trial_id = getattr(trial, "_trial_id", None)
-    if storage is None or trial_id is None:
-        raise RuntimeError(
-            "CodeSampler needs optuna.Study._storage and FrozenTrial._trial_id, which this "
-            f"Optuna ({optuna.__version__}) lacks; pin the version the tests pass with"
-        )
-    for key, value in attrs.items():
-        storage.set_trial_user_attr(trial_id, key, value)
-        trial.set_user_attr(key, value)
 
 
 def make_base_sampler(
@@ -326,7 +305,7 @@ class CodeSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
-        if trial.system_attrs.get("fixed_params") or RULE_ATTR in trial.user_attrs:
+        if queued_params(trial) or RULE_ATTR in trial.user_attrs:
             return  # enqueued by the user (or a retry): its parameters are already decided
         try:
             attrs = self.decide(study, trial)
