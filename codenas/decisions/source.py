@@ -133,27 +133,14 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
         CodenasError: a missing store or run, a run without spec or config, a logged model
             that does not fit its spec.
     """
-    from codenas.config import Config
     from codenas.data import load_dataset
     from codenas.evaluation.neural_code import retrain, trial_seed_of
     from codenas.spaces import build_model
-    from codenas.tracking.editing import read_model_run, run_experiment_name
-    from codenas.tracking.runs import MODEL_ROLES, load_logged_model
+    from codenas.tracking.editing import run_experiment_name
+    from codenas.tracking.runs import load_logged_model, read_network_run
 
     _require_sqlite(tracking_uri, "MLflow database", "--tracking-uri")
-    record = read_model_run(tracking_uri, run_id)
-    if record.spec is None or (record.kind not in ("trial", *MODEL_ROLES)):
-        raise ConfigError(
-            f"run {run_id} is neither a trial of a codenas search nor a `codenas train`, "
-            "erase or distil run (it has no codenas.spec tag)"
-        )
-    if record.config is None:
-        where = "its parent (study) run" if record.kind == "trial" else "the run"
-        raise ConfigError(f"run {run_id}: no config.yaml artifact on {where}")
-    raw = dict(record.config)
-    raw.setdefault("tracking", {})["uri"] = tracking_uri
-    raw["tracking"]["enabled"] = True
-    config = Config.from_dict(raw, source=f"run {run_id} (config.yaml)")
+    record, config = read_network_run(tracking_uri, run_id)
     data = load_dataset(config.data)
     spec = _adapted(spec_from_dict(record.spec), data)
     links = {"codenas.source_kind": record.kind, "codenas.source_run_id": run_id}

@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from codenas.tracking.runs import (
     ROLE_TAG,
-    RunRecord,
     client_for,
     log_trained,
-    read_run,
 )
 
 if TYPE_CHECKING:
@@ -28,12 +26,6 @@ if TYPE_CHECKING:
 
 EDIT_ROLES = ("erase", "distil")
 SOURCE_RUN_TAG = "codenas.source_run_id"
-
-
-def read_model_run(uri: str, run_id: str) -> RunRecord:
-    """:func:`~codenas.tracking.runs.read_run` (which reads edit runs as it reads train runs:
-    their ``kind`` is their role, ``erase`` or ``distil``)."""
-    return read_run(uri, run_id)
 
 
 def run_experiment_name(uri: str, run_id: str) -> str | None:

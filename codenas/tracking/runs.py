@@ -171,8 +171,9 @@ class RunRecord:
         tags, params, metrics: as MLflow stores them.
         config: the search (or training) config logged with the run or its parent, as a dict;
             ``None`` if none was found.
-        kind: ``"trial"`` (a child run of a search), ``"train"`` (``codenas train``) or
-            ``"other"``.
+        kind: ``"trial"`` (a child run of a search), ``"train"`` / ``"erase"`` /
+            ``"distil"`` (a run that logged its own model: ``codenas train``, ``erase``,
+            ``distil``) or ``"other"``.
     """
 
     run_id: str
@@ -230,6 +231,31 @@ def read_run(uri: str, run_id: str) -> RunRecord:
         config=config,
         kind=kind,
     )
+
+
+def read_network_run(uri: str, run_id: str) -> tuple[RunRecord, Config]:
+    """A run that holds a network (a trial, or a train/erase/distil run) and its config.
+
+    The config is the one logged with the run (or its study's parent run), tracking on
+    ``uri``: with it and the ``codenas.spec`` tag the network can be rebuilt and its data read.
+
+    Raises:
+        ConfigError: the run has no spec (not a codenas network) or no config.yaml.
+    """
+    from codenas.config import Config
+
+    record = read_run(uri, run_id)
+    if record.kind == "other" or record.spec is None:
+        raise ConfigError(
+            f"run {run_id} is neither a trial of a codenas search nor a `codenas train`, "
+            "erase or distil run (it has no codenas.spec tag)"
+        )
+    if record.config is None:
+        where = "its parent (study) run" if record.kind == "trial" else "the run"
+        raise ConfigError(f"run {run_id}: no config.yaml artifact on {where}")
+    raw = dict(record.config)
+    raw["tracking"] = {**raw.get("tracking", {}), "uri": uri, "enabled": True}
+    return record, Config.from_dict(raw, source=f"run {run_id} (config.yaml)")
 
 
 def log_values(

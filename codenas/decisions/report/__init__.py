@@ -125,23 +125,11 @@ def report_run(
         CodenasError: the run does not exist, is not a codenas trial or train run, or lacks its
             spec or config.
     """
-    from codenas.config import Config
     from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
     from codenas.spaces import build_model, spec_from_dict
-    from codenas.tracking.runs import load_logged_model, read_run
+    from codenas.tracking.runs import load_logged_model, read_network_run
 
-    record = read_run(tracking_uri, run_id)
-    if record.kind == "other" or record.spec is None:
-        raise CodenasError(
-            f"run {run_id} is neither a trial of a codenas search nor a `codenas train` run "
-            "(it has no codenas.spec tag)"
-        )
-    if record.config is None:
-        where = "its parent (study) run" if record.kind == "trial" else "the run"
-        raise CodenasError(f"run {run_id}: no config.yaml artifact on {where}")
-    raw = dict(record.config)
-    raw.setdefault("tracking", {})["uri"] = tracking_uri
-    config = Config.from_dict(raw, source=f"run {run_id} (config.yaml)")
+    record, config = read_network_run(tracking_uri, run_id)
     spec = spec_from_dict(record.spec)
     notes: list[str] = []
     if record.kind == "trial":
