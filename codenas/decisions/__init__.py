@@ -16,8 +16,7 @@ Public API (imported lazily)::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from codenas.lazy import lazy_getattr
 
 _EXPORTS = {
     "pick": "codenas.decisions.picking",
@@ -56,7 +55,4 @@ _ALIASES = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), _ALIASES.get(name, name))
-    raise AttributeError(f"module 'codenas.decisions' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, aliases=_ALIASES)

@@ -6,8 +6,7 @@ budget)``; :mod:`codenas.evaluation.neural_code` re-trains a trial and returns i
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from codenas.lazy import lazy_getattr
 
 _EXPORTS = {
     "Evaluator": "codenas.evaluation.evaluate",
@@ -18,7 +17,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'codenas.evaluation' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -18,9 +18,7 @@ Names that lived here in 0.1 and moved up the layers still resolve, with a
 
 from __future__ import annotations
 
-import warnings
-from importlib import import_module
-from typing import Any
+from codenas.lazy import lazy_getattr
 
 # The search layer's own names.
 _EXPORTS = {
@@ -64,18 +62,7 @@ _MOVED = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    if name in _MOVED:
-        home = _MOVED[name]
-        warnings.warn(
-            f"codenas.search.{name} moved to {home}.{name}; the old name goes in codenas 0.3",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(import_module(home), name)
-    raise AttributeError(f"module 'codenas.search' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, moved=_MOVED)
 
 
 def __dir__() -> list[str]:
