@@ -253,9 +253,11 @@ def test_cli_train_on_another_dataset(
 
 @pytest.mark.slow
 def test_search_seeded_from_a_digits_study_on_wine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path_factory: pytest.TempPathFactory, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import codenas
+
+    tmp_path = workdir  # the search writes its reports under ./reports/: keep them here
 
     searched = searched_study(tmp_path_factory.getbasetemp())
     source = searched.study()
