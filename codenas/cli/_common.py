@@ -40,7 +40,7 @@ def print_front(study: Any, stream: Any = None) -> None:
 
 
 def next_steps(config: Any) -> None:
-    from codenas.tracking import codenas_experiments, mask_url, runs_table_url
+    from codenas.tracking import front_links, mask_url
 
     storage = mask_url(config.study.storage)
     uri = config.tracking.uri
@@ -49,11 +49,10 @@ def next_steps(config: Any) -> None:
     if not remote:
         print(f"  codenas ui --tracking-uri {mask_url(uri)}      (MLflow UI on 127.0.0.1:5000)")
     if config.tracking.enabled:
-        ids = dict(codenas_experiments(uri))
-        if config.experiment in ids:
-            base = uri if remote else "http://127.0.0.1:5000"
-            print(f"    runs: {runs_table_url(base, ids[config.experiment])}")
-    print("    Pareto front: filter the runs with  tags.`codenas.pareto` = 'true'")
+        base = uri if remote else "http://127.0.0.1:5000"
+        for experiment, study, url in front_links(uri, base):
+            if experiment == config.experiment and study == config.study.name:
+                print(f"    Pareto front: {url}")
     print(f"  optuna-dashboard {storage}")
     print(f"  codenas front {study_ref(config.study.name, config.study.storage)}")
 
