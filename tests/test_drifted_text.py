@@ -52,3 +52,20 @@ def test_the_csv_front_writes_counts_as_integers(tmp_path: Path) -> None:
     lines = pareto.to_csv(rows, ["val_accuracy", "params"]).splitlines()
     assert lines[1].startswith("0,COMPLETE,0.97,62070,")
     assert lines[2].startswith("1,COMPLETE,0.63,815,")
+
+
+@pytest.mark.slow
+def test_queued_trials_are_not_counted_as_trials_so_far(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codenas.search.storage import make_storage, open_study
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, ["tracking.enabled=false"])
+    study, _ = open_study(config, make_storage(config.study.storage))
+    for width in (8, 16):  # what `--seed-from` queues before the search starts
+        study.enqueue_trial({"depth": 1, "width": width, "shape": "constant"})
+    codenas.search.run(config, n_trials=2, progress=True)
+    err = capsys.readouterr().err
+    assert "study 'tiny': 0 trials so far, 2 more (2 queued, run first);" in err
+    assert len(optuna.load_study(study_name="tiny", storage=config.study.storage).trials) == 2
