@@ -160,8 +160,7 @@ def run(
         first = f" ({queued} queued, run first)" if queued else ""
         print(
             f"study {study.study_name!r}: {done} trials so far, {budget.left} more{first}; "
-            "objectives: "
-            + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
+            "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
             file=sys.stderr,
         )
     for params in enqueue:
