@@ -153,6 +153,7 @@ def resolve_study(args: argparse.Namespace, command: str) -> Any:
     import optuna
 
     from codenas.search.storage import load_study, make_storage
+    from codenas.urls import mask_url
 
     target = getattr(args, "target", None)
     name = args.study
@@ -172,12 +173,12 @@ def resolve_study(args: argparse.Namespace, command: str) -> Any:
     if name is None:
         names = optuna.get_all_study_names(make_storage(storage))
         if not names:
-            raise ConfigError(f"{storage}: no study here yet; run `codenas search` first")
+            raise ConfigError(f"{mask_url(storage)}: no study here yet; run `codenas search` first")
         if len(names) > 1:
             if DEFAULT_CONFIG_NAME not in names:
                 raise ConfigError(
-                    f"{storage}: {len(names)} studies here ({', '.join(names)}); name one: "
-                    f"codenas {command} {names[0]}"
+                    f"{mask_url(storage)}: {len(names)} studies here ({', '.join(names)}); "
+                    f"name one: codenas {command} {names[0]}"
                 )
             name = DEFAULT_CONFIG_NAME
             others = ", ".join(n for n in names if n != name)
