@@ -42,3 +42,45 @@ def tiny_config(tmp_path: Path) -> Config:
 
 def make_config(tmp_path: Path, extra: Sequence[str] = (), path: str | None = None) -> Config:
     return codenas.load_config(path, [*tiny_overrides(tmp_path), *extra])
+
+
+# ------------------------------------------------------------------ a clean working tree
+# Tests write only to temporary directories: the suite fails if it leaves anything new in
+# `git status` (a report folder, a database, a lock file) in the checkout it runs from.
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git_status() -> set[str] | None:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (_ROOT / ".git").exists():
+        return None
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return set(result.stdout.splitlines()) if result.returncode == 0 else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STATUS_KEY] = _git_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_STATUS_KEY, None)
+    after = _git_status()
+    if before is None or after is None or getattr(session.config, "workerinput", None):
+        return
+    new = sorted(after - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "the test suite changed the working tree (`git status`): " + ", ".join(new)
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_STATUS_KEY = pytest.StashKey["set[str] | None"]()

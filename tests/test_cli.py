@@ -95,7 +95,8 @@ def test_search_then_front(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
     code, out, err = run_cli(capsys, "search", "--no-progress", "--trials", "2", *overrides)
     assert code == 0, err
     assert "Pareto front of study 'tiny'" in out
-    assert "tags.`codenas.pareto` = 'true'" in out
+    assert "Pareto front: http://127.0.0.1:5000/#/experiments/" in out
+    assert "viewStateShareKey=codenas-front-tiny" in out
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     code, out, _ = run_cli(capsys, "front", "--storage", storage, "--format", "json")
     assert code == 0

@@ -37,6 +37,7 @@ examples:
   codenas search configs/shapes-cnn.yaml --trials 50
   codenas search --set train.epochs=5 --set space.width.max=512 --study wider
   codenas front --format json             # the Pareto front of the study here
+  codenas front factors-mlp               # of another config's study (or --study NAME)
   codenas pick --require 'val_accuracy>=0.95' --out spec.yaml
   codenas rightsize --trial 7 --run       # a smaller spec from the trial's neural code
   codenas train spec.yaml --data wine --epochs 50
@@ -45,7 +46,8 @@ examples:
   codenas ui                              # MLflow UI on ./mlflow.db
 
 Studies live in ./optuna.db and runs in ./mlflow.db unless --storage / --tracking-uri say
-otherwise; running the same command again continues the same study.
+otherwise; running the same command again continues the same study. front, pick and
+rightsize take the study as search takes a config: a config name or file, or a study name.
 """
 
 # The commands, in the order `codenas --help` lists them.

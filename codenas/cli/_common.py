@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codenas.config.models import DEFAULT_CONFIG as DEFAULT_CONFIG_NAME
 from codenas.errors import CodenasError, ConfigError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -39,7 +40,7 @@ def print_front(study: Any, stream: Any = None) -> None:
 
 
 def next_steps(config: Any) -> None:
-    from codenas.tracking import codenas_experiments, mask_url, runs_table_url
+    from codenas.tracking import front_links, mask_url
 
     storage = mask_url(config.study.storage)
     uri = config.tracking.uri
@@ -48,13 +49,12 @@ def next_steps(config: Any) -> None:
     if not remote:
         print(f"  codenas ui --tracking-uri {mask_url(uri)}      (MLflow UI on 127.0.0.1:5000)")
     if config.tracking.enabled:
-        ids = dict(codenas_experiments(uri))
-        if config.experiment in ids:
-            base = uri if remote else "http://127.0.0.1:5000"
-            print(f"    runs: {runs_table_url(base, ids[config.experiment])}")
-    print("    Pareto front: filter the runs with  tags.`codenas.pareto` = 'true'")
+        base = uri if remote else "http://127.0.0.1:5000"
+        for experiment, study, url in front_links(uri, base):
+            if experiment == config.experiment and study == config.study.name:
+                print(f"    Pareto front: {url}")
     print(f"  optuna-dashboard {storage}")
-    print(f"  codenas front --study {config.study.name} --storage {storage}")
+    print(f"  codenas front {study_ref(config.study.name, config.study.storage)}")
 
 
 def tracking_for_study(study: Any, given: str | None) -> tuple[str | None, str]:
@@ -86,10 +86,28 @@ def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def add_study_options(
-    p: argparse.ArgumentParser, *, tracking: bool = True, storage_required: bool = False
+    p: argparse.ArgumentParser,
+    *,
+    tracking: bool = True,
+    storage_required: bool = False,
+    positional: bool = True,
 ) -> None:
-    """``--study``, ``--storage`` (and ``--tracking-uri``) of the commands on an existing study."""
-    p.add_argument("--study", metavar="NAME", help="study name (default: the storage's only study)")
+    """The study of a command on an existing study: ``[STUDY]``, ``--study``, ``--storage``
+    (and ``--tracking-uri``).
+
+    ``STUDY`` is taken the way ``codenas search`` takes a config: a config name or YAML file
+    (its ``study.name`` and ``study.storage``), or a study name. :func:`resolve_study` reads it.
+    """
+    if positional:
+        p.add_argument(
+            "target",
+            nargs="?",
+            metavar="STUDY",
+            help="the study: a config name or file, as `codenas search` takes it (its "
+            "study.name and study.storage), or a study name (default: the storage's only "
+            f"study; with several, the default config's, {DEFAULT_CONFIG_NAME})",
+        )
+    p.add_argument("--study", metavar="NAME", help="study name (overrides the config's study.name)")
     if storage_required:
         p.add_argument(
             "--storage",
@@ -101,8 +119,8 @@ def add_study_options(
         p.add_argument(
             "--storage",
             metavar="URL",
-            default=DEFAULT_STORAGE,
-            help=f"Optuna storage URL (default: {DEFAULT_STORAGE})",
+            default=None,
+            help=f"Optuna storage URL (default: the config's study.storage, {DEFAULT_STORAGE})",
         )
     if tracking:
         p.add_argument(
@@ -111,6 +129,73 @@ def add_study_options(
             help="MLflow tracking URI of the study's runs, e.g. http://host:5000 "
             "(default: the study's)",
         )
+
+
+def _as_config(target: str) -> Any | None:
+    """The config ``target`` names (a YAML file or a packaged config), else ``None``."""
+    from codenas.config import load_config, packaged_configs
+
+    path = Path(target)
+    if path.is_file() or target.removesuffix(".yaml") in packaged_configs():
+        return load_config(target)
+    if target.endswith((".yaml", ".yml")):
+        raise ConfigError(f"{target}: no such config file")
+    return None
+
+
+def resolve_study(args: argparse.Namespace, command: str) -> Any:
+    """Load the study a command names (``args.target``, ``args.study``, ``args.storage``).
+
+    Sets ``args.storage`` to the storage used. With neither a target nor ``--study``, the
+    storage's only study; with several, the default config's study (with a note on stderr
+    naming the others), else an error listing them.
+    """
+    import optuna
+
+    from codenas.search.storage import load_study, make_storage
+    from codenas.urls import mask_url
+
+    target = getattr(args, "target", None)
+    name = args.study
+    storage = args.storage
+    if target is not None:
+        config = _as_config(target)
+        if config is None:
+            if name is not None and name != target:
+                raise ConfigError(f"{command}: study {target!r} and --study {name!r} disagree")
+            name = target
+        else:
+            name = name or config.study.name
+            storage = storage or config.study.storage
+    storage = storage or DEFAULT_STORAGE
+    args.storage = storage
+    existing_sqlite(storage, "Optuna storage", "--storage")
+    if name is None:
+        names = optuna.get_all_study_names(make_storage(storage))
+        if not names:
+            raise ConfigError(f"{mask_url(storage)}: no study here yet; run `codenas search` first")
+        if len(names) > 1:
+            if DEFAULT_CONFIG_NAME not in names:
+                raise ConfigError(
+                    f"{mask_url(storage)}: {len(names)} studies here ({', '.join(names)}); "
+                    f"name one: codenas {command} {names[0]}"
+                )
+            name = DEFAULT_CONFIG_NAME
+            others = ", ".join(n for n in names if n != name)
+            print(
+                f"codenas: study {name!r} (the default config's); also here: {others} "
+                f"(name one: codenas {command} NAME)",
+                file=sys.stderr,
+            )
+    return load_study(name, storage)
+
+
+def study_ref(study_name: str, storage: str) -> str:
+    """How a command names ``study_name`` in ``storage`` (``--storage`` only when not default)."""
+    from codenas.urls import mask_url
+
+    suffix = "" if storage == DEFAULT_STORAGE else f" --storage {mask_url(storage)}"
+    return f"{study_name}{suffix}"
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

@@ -30,9 +30,22 @@ def metrics(args: argparse.Namespace) -> int:
 
 
 def spaces(args: argparse.Namespace) -> int:
+    import yaml
+
     from codenas.spaces import SPACES
 
     print_rows(("name", "what it samples"), [(n, c.summary) for n, c in SPACES.items()])
+    for name, cls in SPACES.items():
+        print(f"\nkeys of space {name!r} (their defaults; set with --set space.KEY=VALUE):")
+        defaults = cls.config_model().model_dump(mode="json")
+        rows = []
+        for key, field in cls.config_model.model_fields.items():
+            if key == "name":
+                continue
+            value = yaml.safe_dump(defaults.get(key), default_flow_style=True, width=1000)
+            value = value.strip().removesuffix("...").strip()
+            rows.append((f"  {key}", value, field.description or ""))
+        print_rows(("  key", "default", "meaning"), rows)
     return 0
 
 

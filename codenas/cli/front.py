@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from codenas.cli._common import add_study_options, existing_sqlite
+from codenas.cli._common import add_study_options, resolve_study
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,10 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     from codenas.search import pareto
-    from codenas.search.storage import load_study
 
-    existing_sqlite(args.storage, "Optuna storage", "--storage")
-    study = load_study(args.study, args.storage)
+    study = resolve_study(args, "front")
     rows = pareto.front_rows(study)
     names = pareto.objective_names(study)
     if args.format == "json":

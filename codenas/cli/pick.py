@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 
-from codenas.cli._common import add_study_options, existing_sqlite, tracking_for_study
+from codenas.cli._common import add_study_options, resolve_study, study_ref, tracking_for_study
 from codenas.errors import CodenasError
 
 
@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "requirements.",
         epilog="examples:\n"
         "  codenas pick --require 'val_accuracy>=0.95' --require 'params<=50000'\n"
+        "  codenas pick shapes-cnn --require 'params<=20000'   # the study of that config\n"
         "  codenas pick --prefer val_accuracy --out spec.yaml\n"
         "  codenas pick --prefer hoyer_sparsity:min   # a metric with no better direction",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,10 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def run(args: argparse.Namespace) -> int:
     from codenas.decisions.picking import NoFeasibleTrial, format_values, pick
     from codenas.search.pareto import spec_summary
-    from codenas.search.storage import load_study
 
-    existing_sqlite(args.storage, "Optuna storage", "--storage")
-    study = load_study(args.study, args.storage)
+    study = resolve_study(args, "pick")
     try:
         chosen = pick(study, require=args.require or (), prefer=args.prefer, knee=args.knee)
     except NoFeasibleTrial as err:
@@ -115,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"\nspec written to {path}")
     print("\nnext:")
-    print(f"  codenas rightsize --study {study.study_name} --trial {row.trial}")
+    print(f"  codenas rightsize {study_ref(study.study_name, args.storage)} --trial {row.trial}")
     if args.out:
         print(f"  codenas train {args.out} --epochs 50      (--data NAME for another task)")
     if row.mlflow_run_id:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from codenas.cli._common import add_study_options, existing_sqlite, print_rows, tracking_for_study
+from codenas.cli._common import (
+    add_study_options,
+    print_rows,
+    resolve_study,
+    tracking_for_study,
+)
+from codenas.urls import mask_url
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from codenas.tracking.runs import study_config
     from codenas.workflows import run_queued
 
-    existing_sqlite(args.storage, "Optuna storage", "--storage")
-    study = load_study(args.study, args.storage)
+    study = resolve_study(args, "rightsize")
     uri, why = tracking_for_study(study, args.tracking_uri)
     # Tracking is needed to run the proposal (--run); reading the code logs at most values.
     config = study_config(study, args.storage, uri, tracking=args.run or uri is not None)
@@ -114,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"already in the study as trial {number}; not queued again")
     if not args.run:
         print(
-            "\nnext: run it with --run, or with the next search of this study "
-            f"(codenas search --study {study.study_name} --storage {args.storage} --trials 1)"
+            "\nnext: run it with --run, or with the next search of this study (codenas worker "
+            f"--study {study.study_name} --storage {mask_url(args.storage)} --trials 1)"
         )
         return 0
     trial = run_queued(config, study, number)

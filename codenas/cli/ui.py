@@ -35,15 +35,17 @@ def run(args: argparse.Namespace) -> int:
     existing_sqlite(uri, "MLflow database", "--tracking-uri")
     mlflow = shutil.which("mlflow")
     cmd = [mlflow] if mlflow else [sys.executable, "-m", "mlflow"]
+    # One worker process: a local UI for one user, and it starts in half the time.
     cmd += ["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)]
-    from codenas.tracking import codenas_experiments, runs_table_url
+    cmd += ["--workers", "1"]
+    from codenas.tracking import front_links
 
     base = f"http://127.0.0.1:{args.port}"
     print(
-        f"MLflow UI on {base} (Ctrl-C to stop); the runs of each codenas experiment:",
+        f"MLflow UI on {base} (Ctrl-C to stop); the Pareto front of each codenas study:",
         file=sys.stderr,
     )
-    for name, experiment_id in codenas_experiments(uri):
-        print(f"  {name}: {runs_table_url(base, experiment_id)}", file=sys.stderr)
-    print("Filter the Pareto front with  tags.`codenas.pareto` = 'true'", file=sys.stderr)
+    for experiment, study, url in front_links(uri, base):
+        print(f"  {study or experiment}: {url}", file=sys.stderr)
+    sys.stderr.flush()
     return subprocess.call(cmd)

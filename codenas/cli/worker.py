@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Join an existing study (its config is stored with it) and run trials "
         "for it: start the same command on every machine that should work on the study.",
     )
-    add_study_options(p, storage_required=True)
+    add_study_options(p, storage_required=True, positional=False)
     p.add_argument(
         "--trials",
         type=int,

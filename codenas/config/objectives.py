@@ -7,7 +7,7 @@ constraint: the test split is not used for selection.
 
 from __future__ import annotations
 
-from codenas.errors import ConfigError
+from codenas.errors import ConfigError, unknown_name_message
 from codenas.metrics import all_outputs, get_metric, register_run_metric
 
 register_run_metric(
@@ -54,8 +54,13 @@ def check_metric_name(name: str) -> str:
     """Raise a "did you mean" error unless ``name`` is a registered metric (or ``name.key``)."""
     try:
         get_metric(name)
-    except KeyError as err:
-        raise ValueError(str(err)) from None
+    except KeyError:
+        # The names a config can use: test_* are logged for every trial but never selected on.
+        usable = [n for n in all_outputs() if not n.startswith("test_")]
+        raise ValueError(
+            unknown_name_message("metric", name, usable)
+            + " (test_* values are logged for every trial, never optimised)"
+        ) from None
     return name
 
 

@@ -271,7 +271,8 @@ def propose(
         all_values = recorded_values(usage, cka)
         recomputed = {k: v for k, v in all_values.items() if k not in metrics}
         notes.extend(_disagreements(metrics, code.metrics, all_values))
-    min_width = int(getattr(config.space, "min_width", 1))
+    narrowest = getattr(config.space, "narrowest", None)
+    min_width = int(narrowest(spec.n_outputs)) if narrowest is not None else 1
     plan = plan_layers(
         usage,
         cka if needs_cka else None,

@@ -139,6 +139,13 @@ def to_json(rows: Sequence[FrontRow]) -> str:
     return json.dumps([r.to_dict() for r in rows], indent=2)
 
 
+def _csv_value(value: Any) -> Any:
+    """A count (``params``) as an integer, ``9614`` not ``9614.0``; other values unchanged."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) >= 1:
+        return int(value)
+    return value
+
+
 def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -151,7 +158,7 @@ def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
             [
                 r.trial,
                 r.state,
-                *(r.values.get(n) for n in names),
+                *(_csv_value(r.values.get(n)) for n in names),
                 r.mlflow_run_id or "",
                 json.dumps(r.spec),
                 *([r.lineage] if lineage else []),
@@ -160,17 +167,82 @@ def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+# Where a label may go around its point, in points: near first, then farther out (with a
+# leader line back to the point).
+_OFFSETS = [
+    (dx * r, dy * r)
+    for r in (1, 2, 3.2)
+    for dx, dy in ((6, 5), (6, -12), (-14, 5), (-14, -12), (8, -3), (-18, -3), (-4, 9), (-4, -16))
+]
+
+
+def _place_labels(
+    ax: Any,
+    points: Sequence[tuple[float, float, str]],
+    dpi: float,
+    others: Sequence[tuple[float, float]] = (),
+) -> list[tuple[float, float, float, float]]:
+    """Label each point where its label overlaps no other label and no marker (of ``points``
+    or of ``others``); returns the labels' boxes in pixels.
+
+    A greedy search over :data:`_OFFSETS` in display space (the figure's pixels): simple, and
+    enough for the few dozen members of a front. A label that cannot be placed near its
+    point goes farther out with a thin leader line; one that fits nowhere is left out.
+    """
+    to_px = ax.transData.transform
+    scale = dpi / 72.0
+    fontsize = 8.0
+    placed: list[tuple[float, float, float, float]] = []
+    xy = [to_px((x, y)) for x, y, _ in points]
+    r = 4.5 * scale  # a front marker's radius in pixels (s=34 points²), a grey one's below
+    dots = [(px - r, py - r, px + r, py + r) for px, py in xy]
+    dots += [(px - 3, py - 3, px + 3, py + 3) for px, py in (to_px(o) for o in others)]
+
+    def free(box: tuple[float, float, float, float], own: int) -> bool:
+        x0, y0, x1, y1 = box
+        for k, (a0, b0, a1, b1) in enumerate(placed + dots):
+            if k == len(placed) + own:
+                continue
+            if x0 < a1 and a0 < x1 and y0 < b1 and b0 < y1:
+                return False
+        return True
+
+    for n, ((px, py), (_, _, text)) in enumerate(zip(xy, points, strict=True)):
+        width = 0.62 * fontsize * len(text) * scale
+        height = fontsize * scale
+        for k, (dx, dy) in enumerate(_OFFSETS):
+            x0, y0 = px + dx * scale, py + dy * scale
+            box = (x0, y0, x0 + width, y0 + height)
+            if free(box, n):
+                placed.append(box)
+                far = k >= 8
+                ax.annotate(
+                    text,
+                    (points[n][0], points[n][1]),
+                    xytext=(dx, dy),
+                    textcoords="offset points",
+                    fontsize=fontsize,
+                    color="tab:red",
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6} if far else None,
+                )
+                break
+    return placed
+
+
 def plot_front(
     study: optuna.Study, best: Sequence[optuna.trial.FrozenTrial] | None = None
 ) -> Figure:
     """Pairwise scatter plots of every objective pair: all trials grey, the front highlighted.
 
     One panel per pair of objectives reads better than a 3-D plot and works for any number of
-    objectives. Arrows in the axis labels show which way is better.
+    objectives. Arrows in the axis labels show which way is better. Each front member is
+    labelled with its trial number where the label collides with no other label or member
+    (farther out with a leader line when its neighbourhood is crowded).
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     names = objective_names(study)
@@ -178,46 +250,74 @@ def plot_front(
     trials = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
     front = {t.number for t in (study.best_trials if best is None else best)}
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))] or [(0, 0)]
-    fig = Figure(figsize=(4.2 * len(pairs), 4.0), dpi=90)
+    dpi = 100
+    fig = Figure(figsize=(5.6 * len(pairs), 5.2), dpi=dpi)
+    FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(pairs), squeeze=False)[0]
+    # Fixed margins: tight_layout() measures every text and costs most of the drawing time.
+    fig.subplots_adjust(
+        left=0.9 / fig.get_figwidth(), right=0.98, bottom=0.12, top=0.88, wspace=0.28
+    )
     for ax, (i, j) in zip(axes, pairs, strict=True):
         rest = [t for t in trials if t.number not in front]
-        best = sorted((t for t in trials if t.number in front), key=lambda t: t.values[i])
+        members = sorted((t for t in trials if t.number in front), key=lambda t: t.values[i])
         ax.scatter(
             [t.values[i] for t in rest],
             [t.values[j] for t in rest],
-            s=18,
-            c="0.7",
+            s=16,
+            c="0.75",
             label="other trials",
         )
         ax.scatter(
-            [t.values[i] for t in best],
-            [t.values[j] for t in best],
-            s=36,
+            [t.values[i] for t in members],
+            [t.values[j] for t in members],
+            s=34,
             c="tab:red",
-            label="Pareto front",
+            label="Pareto front (trial number)",
             zorder=3,
         )
-        for t in best:
-            ax.annotate(
-                str(t.number),
-                (t.values[i], t.values[j]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
         arrow = {"maximize": "↑ better", "minimize": "↓ better"}
         ax.set_xlabel(f"{names[i]} ({arrow[directions[i]].replace('↑', '→').replace('↓', '←')})")
         ax.set_ylabel(f"{names[j]} ({arrow[directions[j]]})")
         if "params" in (names[i], names[j]):
             ax.set_xscale("log") if names[i] == "params" else ax.set_yscale("log")
         ax.grid(alpha=0.3)
+        ax.margins(0.08)
+        ax.autoscale_view()
+        _place_labels(
+            ax,
+            [(t.values[i], t.values[j], str(t.number)) for t in members],
+            dpi,
+            [(t.values[i], t.values[j]) for t in rest],
+        )
     axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(
         f"Pareto front of study {study.study_name!r}: {len(front)} of {len(trials)} trials"
     )
-    # Fixed margins: tight_layout() measures every text and costs most of the drawing time.
-    fig.subplots_adjust(
-        left=0.9 / fig.get_figwidth(), right=0.98, bottom=0.15, top=0.85, wspace=0.35
-    )
     return fig
+
+
+def front_html(study: optuna.Study) -> str:
+    """The front as one self-contained, interactive HTML page (Optuna's plotly Pareto plot).
+
+    Hovering a point shows its trial number, objective values and parameters; two or three
+    objectives give a 2-D or 3-D plot (rotate it with the mouse), more give a plot of the
+    first three. plotly.js is inlined, so the page works offline.
+    """
+    import warnings
+
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    names = objective_names(study)
+    targets = None
+    if len(names) > 3:
+        names = names[:3]
+        targets = lambda t: t.values[:3]  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fig = optuna.visualization.plot_pareto_front(
+            study, target_names=names, targets=targets, include_dominated_trials=True
+        )
+    fig.update_layout(title=f"Pareto front of study {study.study_name!r}", height=700)
+    return str(fig.to_html(include_plotlyjs=True, full_html=True))

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 
 def _short(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e6:  # a count (params): exact
+        return str(int(value))
     if abs(value) >= 1000:
         return f"{value / 1000:.1f}k"
     return f"{value:.3g}"
@@ -19,7 +21,8 @@ class ProgressBar:
     """An Optuna callback drawing a tqdm bar over ``total`` trials.
 
     After each trial it shows the size of the Pareto front and, per objective, the best value
-    on the front; failed and pruned trials are reported on one line each above the bar.
+    on the front (labelled "best of each": the values come from different members); failed
+    and pruned trials are reported on one line each above the bar.
     """
 
     def __init__(
@@ -56,18 +59,25 @@ class ProgressBar:
             self.pruned += 1
             reason = trial.user_attrs.get("prune_reason", "")
             self.bar.write(f"trial {trial.number} pruned: {reason}".rstrip(": "))
+        self.bar.set_postfix_str(self.postfix(study), refresh=False)
+        self.bar.update(1)
+
+    def postfix(self, study: optuna.Study) -> str:
+        """``front=N, best of each: a=.., b=..``: each objective's best value on the front,
+        from whichever member has it (not one trial's values), then failures and prunings."""
         front = study.best_trials
-        postfix = {"front": len(front)}
+        parts = [f"front={len(front)}"]
         if front:
+            best = []
             for i, (name, direction) in enumerate(zip(self.names, self.directions, strict=True)):
                 pick = max if direction == "maximize" else min
-                postfix[name] = _short(pick(t.values[i] for t in front))
+                best.append(f"{name}={_short(pick(t.values[i] for t in front))}")
+            parts.append("best of each: " + ", ".join(best))
         if self.failed:
-            postfix["failed"] = self.failed
+            parts.append(f"failed={self.failed}")
         if self.pruned:
-            postfix["pruned"] = self.pruned
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
+            parts.append(f"pruned={self.pruned}")
+        return ", ".join(parts)
 
     def close(self) -> None:
         self.bar.close()

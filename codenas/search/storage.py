@@ -289,11 +289,23 @@ def open_study(
             time.sleep(0.2)
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         check_study_config(study, config)
+        if study.metric_names is None:  # a study made before codenas named its objectives
+            _name_objectives(study, config)
         return study, False
+    _name_objectives(study, config)
     study.set_user_attr(OBJECTIVES_ATTR, config.objective_names)
     study.set_user_attr(CREATED_ATTR, time.time())
     study.set_user_attr(CONFIG_ATTR, _stored_form(config))  # last: others wait for it
     return study, True
+
+
+def _name_objectives(study: optuna.Study, config: Config) -> None:
+    """Name the study's objectives (optuna-dashboard and ``study.metric_names`` show them)."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        study.set_metric_names(list(config.objective_names))
 
 
 def load_study(study_name: str | None, storage_url: str) -> optuna.Study:

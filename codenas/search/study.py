@@ -173,10 +173,14 @@ def run(
     if progress:
         import sys
 
+        # Queued trials (a seeded or right-sized proposal, a retry) have not run yet: they
+        # are among the trials to come, not the ones so far.
+        queued = sum(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
+        done = len(study.trials) - queued
+        first = f" ({queued} queued, run first)" if queued else ""
         print(
-            f"study {study.study_name!r}: {len(study.trials)} trials so far, {budget.left} "
-            "more; objectives: "
-            + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
+            f"study {study.study_name!r}: {done} trials so far, {budget.left} more{first}; "
+            "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
             file=sys.stderr,
         )
     for params in enqueue:

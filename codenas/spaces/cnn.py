@@ -39,7 +39,10 @@ class CNNConfig(ProfileConfig):
     """``space:`` of the ``cnn`` space. Each range or choice may be fixed to one value."""
 
     name: str = "cnn"
-    width: IntRange = IntRange(min=8, max=64, log=True)
+    width: IntRange = Field(
+        default=IntRange(min=8, max=64, log=True),
+        description="channels of the widest block (the shape sets the others)",
+    )
     kernel_size: IntChoice = (3, 5)
     pool_every: int = Field(2, ge=0)  # a 2x2 pooling after every k-th block; 0: never
     pool: Literal["max", "avg"] = "max"
@@ -150,7 +153,7 @@ class CNNSpace(Space):
 
     def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> CNNSpec:
         cfg = self.config
-        channels = cfg.sample_widths(trial, CHANNELS_ATTR)
+        channels = cfg.sample_widths(trial, CHANNELS_ATTR, n_outputs)
         kernel_size = suggest_choice(trial, "kernel_size", cfg.kernel_size)
         activation = suggest_choice(trial, "activation", cfg.activation)
         return CNNSpec(

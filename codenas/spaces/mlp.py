@@ -93,7 +93,7 @@ class MLPSpace(Space):
 
     def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> MLPSpec:
         cfg = self.config
-        widths = cfg.sample_widths(trial, WIDTHS_ATTR)
+        widths = cfg.sample_widths(trial, WIDTHS_ATTR, n_outputs)
         activation = suggest_choice(trial, "activation", cfg.activation)
         dropout = cfg.dropout.suggest(trial, "dropout")
         return MLPSpec(

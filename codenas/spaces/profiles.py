@@ -2,7 +2,9 @@
 
 ``width`` is always the *widest* layer, so a profile never builds a network wider than the
 sampled width, whatever its depth. Consecutive widths differ by the factor ``ratio``
-(2 by default), rounded, and never fall below ``min_width``.
+(2 by default), rounded, and never fall below ``min_width``: the narrowest layer, by default
+the number of outputs (classes) and at least 2, since a layer narrower than the classes it must
+tell apart is a bottleneck no training can undo.
 
 ===========  ===============================================  ==================
 shape        layer i of d (k_i = min(i, d-1-i), m = max k_i)  d = 5, width = 64
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 
 from codenas.schema import IntRange, StrChoice, check_choices, suggest_choice
 from codenas.spaces.activations import ACTIVATIONS
@@ -91,15 +93,22 @@ class ProfileConfig(SpaceConfig):
     """The keys of every space whose layers follow a width profile (``mlp``, ``cnn``).
 
     ``depth`` layers, the widest ``width`` units wide, shaped by ``shape`` with a factor
-    ``ratio`` between neighbours and no layer below ``min_width``; one ``activation`` for all.
+    ``ratio`` between neighbours and no layer below ``min_width`` (default: the number of
+    outputs, at least 2; never above the sampled ``width``); one ``activation`` for all.
     """
 
-    depth: IntRange = IntRange(min=1, max=4)
-    width: IntRange = IntRange(min=16, max=256, log=True)
-    shape: StrChoice = SHAPES
+    depth: IntRange = Field(default=IntRange(min=1, max=4), description="number of hidden layers")
+    width: IntRange = Field(
+        default=IntRange(min=16, max=256, log=True),
+        description="units of the widest layer (the shape sets the others)",
+    )
+    shape: StrChoice = Field(default=SHAPES, description="width profiles across the layers")
     activation: StrChoice = ("relu", "gelu", "tanh")
-    ratio: float = 2.0
-    min_width: int = 2
+    ratio: float = Field(default=2.0, description="factor between neighbouring layers' widths")
+    min_width: int | None = Field(
+        default=None,
+        description="units of the narrowest layer (null: the number of classes, at least 2)",
+    )
 
     @field_validator("depth", "width")
     @classmethod
@@ -129,17 +138,37 @@ class ProfileConfig(SpaceConfig):
 
     @field_validator("min_width")
     @classmethod
-    def _min_width(cls, value: int) -> int:
-        if value < 1:
+    def _min_width(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
             raise ValueError(f"min_width >= 1 must hold, got {value}")
         return value
 
-    def sample_widths(self, trial: optuna.Trial, fixed_key: str) -> list[int]:
+    @model_validator(mode="after")
+    def _min_width_fits(self) -> ProfileConfig:
+        if self.min_width is not None and self.min_width > self.width.max:
+            raise ValueError(
+                f"min_width <= width.max must hold (the narrowest layer is no wider than the "
+                f"widest), got min_width={self.min_width} width.max={self.width.max}"
+            )
+        return self
+
+    def narrowest(self, n_outputs: int) -> int:
+        """The floor of every layer's width: ``min_width``, else ``max(2, n_outputs)``."""
+        return self.min_width if self.min_width is not None else max(2, int(n_outputs))
+
+    def sample_widths(self, trial: optuna.Trial, fixed_key: str, n_outputs: int = 2) -> list[int]:
         """Suggest ``depth``, ``width`` and ``shape`` and return the layer widths (or the widths
-        fixed by the trial's user attribute ``fixed_key``)."""
+        fixed by the trial's user attribute ``fixed_key``).
+
+        Args:
+            trial: the Optuna trial.
+            fixed_key: the user attribute that fixes the widths (``codenas rightsize``).
+            n_outputs: the network's outputs (classes), the default floor of every width.
+        """
         depth = self.depth.suggest(trial, "depth")
         width = self.width.suggest(trial, "width")
         shape = suggest_choice(trial, "shape", self.shape)
+        floor = min(self.narrowest(n_outputs), width)  # the widest layer stays `width` wide
         return fixed_widths(trial, fixed_key, depth) or width_profile(
-            shape, depth, width, ratio=self.ratio, min_width=self.min_width
+            shape, depth, width, ratio=self.ratio, min_width=floor
         )

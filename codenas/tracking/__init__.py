@@ -25,7 +25,13 @@ from codenas.tracking.client import (
     flatten,
     make_client,
 )
-from codenas.tracking.links import codenas_experiments, runs_table_url, ui_command
+from codenas.tracking.links import (
+    codenas_experiments,
+    front_links,
+    front_view_state,
+    runs_table_url,
+    ui_command,
+)
 from codenas.tracking.tracker import PARENT_ATTR, RUN_ATTR, STATUS_OF_STATE, MlflowTracker
 from codenas.urls import mask_url
 
@@ -41,6 +47,8 @@ __all__ = [
     "default_artifact_location",
     "ensure_experiment",
     "flatten",
+    "front_links",
+    "front_view_state",
     "make_client",
     "mask_url",
     "runs_table_url",

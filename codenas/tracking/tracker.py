@@ -352,7 +352,8 @@ class MlflowTracker:
         and refresh the parent's Pareto artifacts when the front changed.
 
         ``pareto_front.json`` and ``.csv`` follow every change of the front; the plot
-        ``pareto_front.png`` costs about half a second to draw, so it is redrawn at most every
+        ``pareto_front.png`` (and its interactive twin ``pareto_front.html``) costs about half
+        a second to draw, so it is redrawn at most every
         ``plot_interval`` seconds during a search and always at its end (``final``).
         """
         from codenas.search import pareto
@@ -378,6 +379,8 @@ class MlflowTracker:
         if rows and key != self._plot_key and due:
             fig = pareto.plot_front(study, best)
             self.client.log_figure(self.parent_run_id, fig, "pareto_front.png")
+            html = pareto.front_html(study)  # the same front, interactive (plotly)
+            self.client.log_text(self.parent_run_id, html, "pareto_front.html")
             self._plot_key = key
             self._plot_time = time.monotonic()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def test_every_figure_is_written_titled_labelled_and_inlined(tmp_path: Path) -> 
     for f in report.figures:
         assert f.title.split("\n")[0].replace("'", "&#x27;") in page
         assert f.guide.split(" ")[0] in page
+        # The guide is drawn in the PNG; the page does not repeat it as visible text.
+        assert page.count(html.escape(f.guide, quote=True)) == 1
+        assert f"alt='{html.escape(f.guide, quote=True)}'" in page
+    assert "<figcaption" not in page
     assert "a note" in page and "val_accuracy" in page
 
 

@@ -71,7 +71,13 @@ def test_search_tracks_every_trial_and_the_front(tmp_path: Path) -> None:
         assert {"depth", "width", "shape", "activation", "dropout"} <= set(run.data.params)
 
     artifacts = {a.path for a in client.list_artifacts(parent)}
-    assert {"pareto_front.json", "pareto_front.csv", "pareto_front.png", "config.yaml"} <= artifacts
+    assert {
+        "pareto_front.json",
+        "pareto_front.csv",
+        "pareto_front.png",
+        "pareto_front.html",
+        "config.yaml",
+    } <= artifacts
     front_json = __import__("json").loads(
         Path(client.download_artifacts(parent, "pareto_front.json", str(tmp_path))).read_text()
     )

@@ -21,6 +21,7 @@ from codenas.decisions.transfer import (
 from codenas.errors import ConfigError
 from codenas.search.storage import CONFIG_ATTR, _stored_form
 from codenas.spaces import MLPSpec
+from codenas.spaces.profiles import width_profile
 from tests.conftest import make_config
 from tests.search._picking import searched_study, trained_run
 
@@ -253,9 +254,11 @@ def test_cli_train_on_another_dataset(
 
 @pytest.mark.slow
 def test_search_seeded_from_a_digits_study_on_wine(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path_factory: pytest.TempPathFactory, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import codenas
+
+    tmp_path = workdir  # the search writes its reports under ./reports/: keep them here
 
     searched = searched_study(tmp_path_factory.getbasetemp())
     source = searched.study()
@@ -307,7 +310,11 @@ def test_search_seeded_from_a_digits_study_on_wine(
         assert t.state.name == "COMPLETE"
         assert t.params == origin.params
         spec, before = t.user_attrs["spec"], origin.user_attrs["spec"]
-        # Same hidden layers; input and head adapted to wine (13 features, 3 classes).
-        assert spec["widths"] == before["widths"]
+        # The same parameters, so the same profile; its floor (space.min_width, by default the
+        # classes) follows wine's 3 classes, not digits' 10. Input and head adapted to wine.
+        p = origin.params
+        floor = min(3, p["width"])
+        assert spec["widths"] == width_profile(p["shape"], p["depth"], p["width"], min_width=floor)
+        assert max(spec["widths"]) == max(before["widths"])
         assert spec["input_shape"] == [13] and spec["n_outputs"] == 3
     assert [t.number for t in seeded] == list(range(len(seeded)))  # they ran first

@@ -122,8 +122,10 @@ def _html(
     for f in figures:
         data = base64.b64encode(f.path.read_bytes()).decode("ascii")
         parts.append(
-            f"<figure><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' "
-            f"src='data:image/png;base64,{data}'><figcaption>{esc(f.guide)}</figcaption></figure>"
+            # The reading guide is printed in the PNG itself (an image logged alone keeps it);
+            # the page gives it only as the image's text alternative, not a second time.
+            f"<figure><h2>{esc(f.title)}</h2><img alt='{esc(f.guide)}' "
+            f"src='data:image/png;base64,{data}'></figure>"
         )
     parts.append("<p><small>Written by codenas.</small></p></body></html>")
     return "\n".join(parts)
