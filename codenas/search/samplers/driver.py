@@ -55,7 +55,14 @@ def code_sampler(
     widths_attr = WIDTH_ATTRS.get(config.space.name)
     if widths_attr is None:
         options["move_probability"] = 0.0
-    options.setdefault("min_width", int(getattr(config.space, "min_width", 1)))
+    # Moves never cut a layer below the space's narrowest width (space.min_width, by default
+    # the number of classes; without the data, the explicit key or 1).
+    narrowest = getattr(config.space, "narrowest", None)
+    if narrowest is not None and data is not None:
+        floor = int(narrowest(data.n_outputs))
+    else:
+        floor = int(getattr(config.space, "min_width", None) or 1)
+    options.setdefault("min_width", floor)
     return CodeSampler(
         base,
         seed=seed,
