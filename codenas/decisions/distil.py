@@ -95,6 +95,7 @@ def propose_student(
         usage_from_code,
     )
     from codenas.evaluation.neural_code import from_model
+    from codenas.spaces import narrowest_width
 
     field = _widths_field(source.spec)
     code = from_model(
@@ -106,7 +107,7 @@ def propose_student(
         cka if len(usage) > 1 else None,
         margin=DEFAULT_MARGIN if margin is None else margin,
         cka_threshold=DEFAULT_CKA_THRESHOLD if cka_threshold is None else cka_threshold,
-        min_width=int(getattr(source.config.space, "min_width", 1)),
+        min_width=narrowest_width(source.config.space, source.spec.n_outputs),
     )
     kept = [p for p in plan if p.new_width is not None]
     widths = tuple(int(p.new_width) for p in kept if p.new_width is not None)

@@ -64,7 +64,7 @@ from codenas.search.samplers.moves import (  # the pure rule lives in the search
     LayerUsage,
     plan_layers,
 )
-from codenas.spaces import Spec, spec_from_dict
+from codenas.spaces import Spec, narrowest_width, spec_from_dict
 
 if TYPE_CHECKING:
     import optuna
@@ -271,8 +271,7 @@ def propose(
         all_values = recorded_values(usage, cka)
         recomputed = {k: v for k, v in all_values.items() if k not in metrics}
         notes.extend(_disagreements(metrics, code.metrics, all_values))
-    narrowest = getattr(config.space, "narrowest", None)
-    min_width = int(narrowest(spec.n_outputs)) if narrowest is not None else 1
+    min_width = narrowest_width(config.space, spec.n_outputs)
     plan = plan_layers(
         usage,
         cka if needs_cka else None,

@@ -18,7 +18,13 @@ from codenas.spaces.base import (
 )
 from codenas.spaces.cnn import CNN, CNNConfig, CNNSpace, CNNSpec
 from codenas.spaces.mlp import MLP, MLPConfig, MLPSpace, MLPSpec
-from codenas.spaces.profiles import SHAPES, ProfileConfig, fixed_widths, width_profile
+from codenas.spaces.profiles import (
+    SHAPES,
+    ProfileConfig,
+    fixed_widths,
+    narrowest_width,
+    width_profile,
+)
 
 __all__ = [
     "CNN",
@@ -38,6 +44,7 @@ __all__ = [
     "build_model",
     "fixed_widths",
     "get_space",
+    "narrowest_width",
     "register_space",
     "spec_from_dict",
     "width_profile",

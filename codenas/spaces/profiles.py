@@ -19,7 +19,7 @@ hourglass    width / ratio**k_i                               64 32 16 32 64
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -172,3 +172,14 @@ class ProfileConfig(SpaceConfig):
         return fixed_widths(trial, fixed_key, depth) or width_profile(
             shape, depth, width, ratio=self.ratio, min_width=floor
         )
+
+
+def narrowest_width(space: Any, n_outputs: int) -> int:
+    """The narrowest layer a space allows for a task with ``n_outputs`` outputs.
+
+    A profile space's ``narrowest(n_outputs)`` (``space.min_width``, else the number of
+    classes, at least 2); 1 for a space without widths. What the rules that cut layers
+    (rightsize, the code sampler's moves, distil's student) never go below.
+    """
+    narrowest = getattr(space, "narrowest", None)
+    return int(narrowest(n_outputs)) if narrowest is not None else 1

@@ -39,11 +39,19 @@ def copy_net() -> tuple[MLPSpec, torch.nn.Module]:
 
 def test_the_student_follows_the_teachers_code() -> None:
     spec, model = copy_net()
-    student, plan, stands_for = propose_student(source_of(spec, model, coordinate_data(400)))
+    # space.min_width=1: the rule alone (by default no layer is narrower than the 4 classes)
+    config = codenas.load_config(
+        None, ["tracking.enabled=false", "metrics.samples=800", "space.min_width=1"]
+    )
+    source = source_of(spec, model, coordinate_data(400), config)
+    student, plan, stands_for = propose_student(source)
     assert plan[1].new_width is None  # a copy of layer 0: removed
     erank = plan[0].usage.effective_rank
     assert 1.9 < erank < 2.1  # two equal-variance directions
     assert student.widths == (math.ceil(1.5 * erank - 1e-9),) and stands_for == [0]
+    # with the default floor, the same rule stops at the number of classes
+    default, _, _ = propose_student(source_of(spec, model, coordinate_data(400)))
+    assert default.widths == (max(math.ceil(1.5 * erank - 1e-9), spec.n_outputs),)
 
 
 def test_stands_for_by_depth() -> None:

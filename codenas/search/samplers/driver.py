@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from codenas.search.samplers.code import CodeSampler, check_options, make_base_sampler
+from codenas.spaces import narrowest_width
 
 if TYPE_CHECKING:
     from codenas.config import Config
@@ -57,9 +58,8 @@ def code_sampler(
         options["move_probability"] = 0.0
     # Moves never cut a layer below the space's narrowest width (space.min_width, by default
     # the number of classes; without the data, the explicit key or 1).
-    narrowest = getattr(config.space, "narrowest", None)
-    if narrowest is not None and data is not None:
-        floor = int(narrowest(data.n_outputs))
+    if data is not None:
+        floor = narrowest_width(config.space, data.n_outputs)
     else:
         floor = int(getattr(config.space, "min_width", None) or 1)
     options.setdefault("min_width", floor)
