@@ -160,3 +160,37 @@ def test_erase_and_distil_bad_input_is_one_line_and_exit_2(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("codenas: error:"), err
     assert not (workdir / "none.db").exists()
+
+
+def test_the_cli_default_config_name_is_the_configs() -> None:
+    from codenas.cli._common import DEFAULT_CONFIG_NAME
+    from codenas.config import DEFAULT_CONFIG
+
+    assert DEFAULT_CONFIG_NAME == DEFAULT_CONFIG
+
+
+def test_help_imports_neither_torch_nor_mlflow() -> None:
+    # `codenas --help` stays fast: the commands import their machinery when they run.
+    code = (
+        "import sys; from codenas.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_search_finds_the_mlflow_tracker_without_importing_tracking(tmp_path: Path) -> None:
+    # The search layer finds the tracker through the `codenas.trackers` entry point.
+    code = (
+        "import sys, codenas.search.study as s, codenas.config as c; "
+        f"cfg = c.load_config(None, {tiny_overrides(tmp_path)!r}); "
+        "assert 'codenas.tracking' not in sys.modules; "
+        "s.run(cfg, n_trials=1); print('codenas.tracking' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"
+    assert (tmp_path / "mlflow.db").exists()

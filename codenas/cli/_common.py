@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from codenas.config.models import DEFAULT_CONFIG as DEFAULT_CONFIG_NAME
 from codenas.errors import CodenasError, ConfigError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 DEFAULT_TRACKING = "sqlite:///mlflow.db"
+# codenas.config.DEFAULT_CONFIG, spelled here so that `codenas --help` imports no config
+# machinery (tests/test_cli.py checks that the two agree)
+DEFAULT_CONFIG_NAME = "digits-mlp"
 
 
 def err(message: str) -> None:

@@ -11,7 +11,7 @@ from codenas.cli.erase import add_source_options, resolve_source
 
 def add_parser(subparsers: Any) -> None:
     """Add ``codenas distil`` to the CLI's subparsers."""
-    from codenas.decisions.distil import DEFAULT_ALPHA, DEFAULT_HINT, DEFAULT_TEMPERATURE
+    from codenas.decisions.distil_defaults import DEFAULT_ALPHA, DEFAULT_HINT, DEFAULT_TEMPERATURE
 
     p = subparsers.add_parser(
         "distil",

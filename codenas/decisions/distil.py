@@ -52,13 +52,7 @@ if TYPE_CHECKING:
     from codenas.decisions.rightsize import LayerPlan
     from codenas.decisions.source import Source
 
-# The best of the grid on the dev tasks (digits, factors with another mixing map:
-# benchmarks/distillation.py --choose; docs/editing.md), by validation accuracy; differences
-# were within the seeds' spread. Not chosen on the tasks the benchmark reports.
-DEFAULT_TEMPERATURE = 1.0
-DEFAULT_ALPHA = 0.5
-DEFAULT_HINT = 0.0
-
+from codenas.decisions.distil_defaults import DEFAULT_ALPHA, DEFAULT_HINT, DEFAULT_TEMPERATURE
 
 # ----------------------------------------------------------------------------- student
 

@@ -1,10 +1,11 @@
 """How trackers (MLflow, or your own) plug into a search without the search importing them.
 
 A tracker follows a study as it runs: :func:`codenas.search.run` creates one per process from
-a registered factory (``"mlflow"`` by default, registered by :mod:`codenas.tracking`, which
-``import codenas`` loads) and calls it at fixed points. The search owns this interface; the
-tracking layer implements it. So the driver stays Optuna-only, and a tracker can be tested, or
-replaced, on its own.
+a registered factory (``"mlflow"`` by default: :mod:`codenas.tracking` registers it, and
+pyproject.toml declares it as an entry point of the group ``codenas.trackers``, which is how a
+search finds it without importing it by name) and calls it at fixed points. The search owns
+this interface; the tracking layer implements it. So the driver stays Optuna-only, and a
+tracker can be tested, or replaced, on its own.
 
 The calls, in order:
 
@@ -86,4 +87,25 @@ def make_tracker(
     """The tracker ``name`` for ``study``, or ``None`` when ``tracking.enabled`` is false."""
     if not config.tracking.enabled:
         return None
+    if name not in TRACKERS:
+        _load_plugins()
     return TRACKERS.get(name)(config, study, created=created)
+
+
+ENTRY_POINT_GROUP = "codenas.trackers"
+
+
+def _load_plugins() -> None:
+    """Register the trackers that installed packages declare as entry points.
+
+    codenas declares its own (``mlflow = "codenas.tracking.tracker:MlflowTracker"`` in
+    pyproject.toml), the way pytest finds plugins: the search layer names no tracker module,
+    and ``import codenas`` does not pay for MLflow until a search tracks.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in TRACKERS:
+            loaded = entry.load()
+            if entry.name not in TRACKERS:  # loading a class decorated with register_tracker
+                TRACKERS.add(entry.name, loaded)
