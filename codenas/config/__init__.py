@@ -27,7 +27,7 @@ from codenas.errors import CodenasError, ConfigError
 from codenas.schema import Frozen
 
 DEFAULT_CONFIG = "digits-mlp"
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
+SAMPLERS = ("tpe", "nsga2", "random", "gp", "code")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 

@@ -47,7 +47,6 @@ network on the same front as the original.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from codenas.errors import ConfigError
+from codenas.search.samplers.moves import (  # the pure rule lives in the search layer
+    DEFAULT_CKA_THRESHOLD,
+    DEFAULT_MARGIN,
+    LayerPlan,
+    LayerUsage,
+    plan_layers,
+)
 from codenas.spaces import Spec, spec_from_dict
 
 if TYPE_CHECKING:
@@ -63,112 +69,8 @@ if TYPE_CHECKING:
     from codenas.config import Config
     from codenas.evaluation.neural_code import NeuralCode
 
-DEFAULT_MARGIN = 1.5
-DEFAULT_CKA_THRESHOLD = 0.95
 WIDTH_FIELDS = {"mlp": "widths", "cnn": "channels"}
 _AGREE = 1e-3  # relative difference under which recomputed and recorded values agree
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerUsage:
-    """How much of one hidden layer is used.
-
-    Attributes:
-        width: units (MLP) or channels (CNN).
-        effective_rank: Roy & Vetterli's effective rank, in [1, width].
-        dead_fraction: share of units that never fire, in [0, 1].
-        participation_ratio: participation ratio of the covariance spectrum, if known.
-    """
-
-    width: int
-    effective_rank: float
-    dead_fraction: float
-    participation_ratio: float | None = None
-
-    @property
-    def alive(self) -> int:
-        """Units that fire on some sample: ``round((1 - dead_fraction) * width)``."""
-        return round((1.0 - self.dead_fraction) * self.width)
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerPlan:
-    """What the rule does with one layer.
-
-    Attributes:
-        index: the layer (0 = first hidden layer).
-        usage: its measured usage.
-        new_width: its proposed width, or ``None`` if it is removed.
-        cka_previous: linear CKA with the last layer kept before it (``None`` for layer 0 or
-            when unknown).
-        reason: the rule's arithmetic, for people.
-    """
-
-    index: int
-    usage: LayerUsage
-    new_width: int | None
-    cka_previous: float | None
-    reason: str
-
-
-def plan_layers(
-    usage: Sequence[LayerUsage],
-    cka: NDArray[np.floating] | None = None,
-    *,
-    margin: float = DEFAULT_MARGIN,
-    cka_threshold: float | None = DEFAULT_CKA_THRESHOLD,
-    min_width: int = 1,
-) -> list[LayerPlan]:
-    """Apply the right-size rule (module docstring) to measured layer usage.
-
-    Args:
-        usage: one :class:`LayerUsage` per hidden layer, first to last.
-        cka: the ``(n_layers, n_layers)`` linear CKA matrix of the layers, or ``None`` (no
-            layer is removed).
-        margin: factor above the effective rank, >= 1.
-        cka_threshold: a layer whose CKA with the last kept layer is at least this is removed;
-            ``None`` keeps every layer.
-        min_width: the narrowest width proposed.
-
-    Returns:
-        One :class:`LayerPlan` per layer; at least the first is kept.
-    """
-    if margin < 1.0 or not math.isfinite(margin):
-        raise ConfigError(f"--margin: margin >= 1 must hold, got {margin}")
-    if cka_threshold is not None and not 0.0 < cka_threshold <= 1.0:
-        raise ConfigError(f"--cka-threshold: 0 < threshold <= 1 must hold, got {cka_threshold}")
-    if cka is not None and np.shape(cka) != (len(usage), len(usage)):
-        raise ValueError(f"cka must have shape ({len(usage)}, {len(usage)}), got {np.shape(cka)}")
-    plans: list[LayerPlan] = []
-    kept = 0
-    for k, u in enumerate(usage):
-        similar = None if cka is None or k == 0 else float(cka[kept, k])
-        if similar is not None and cka_threshold is not None and similar >= cka_threshold:
-            plans.append(
-                LayerPlan(
-                    k,
-                    u,
-                    None,
-                    similar,
-                    f"removed: CKA with layer {kept} = {similar:.3f} >= {cka_threshold:g}",
-                )
-            )
-            continue
-        kept = k
-        wanted = math.ceil(margin * u.effective_rank - 1e-9)
-        cap = max(min_width, u.alive)
-        new = int(min(max(wanted, min_width), cap, u.width))
-        why = f"ceil({margin:g} x erank {u.effective_rank:.2f}) = {wanted}"
-        if u.alive < u.width:
-            why += f"; {u.alive} of {u.width} alive"
-        if new == cap and wanted > cap:
-            why += f" -> capped at the {cap} alive"
-        elif new == min_width and wanted < min_width:
-            why += f" -> raised to min_width {min_width}"
-        if u.alive == 0:
-            why += "; every unit is dead: nothing reaches the later layers"
-        plans.append(LayerPlan(k, u, new, similar, why))
-    return plans
 
 
 def usage_from_code(code: NeuralCode) -> tuple[list[LayerUsage], NDArray[np.float64]]:

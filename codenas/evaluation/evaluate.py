@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Container, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ from torch import nn
 from codenas.config import Config
 from codenas.config.objectives import check_against_dataset
 from codenas.data import Dataset
-from codenas.metrics import capture_activations, compute_metrics
+from codenas.metrics import capture_activations, compute_metrics, layer_code
+from codenas.metrics.capacity import shared_spectra
 from codenas.spaces import Spec, build_model
 from codenas.training.loop import BriefTrainer, EpochCallback, TrainResult, count_parameters
 
@@ -44,11 +46,15 @@ class Evaluation:
             ``effective_rank/layer_0``, ..., ``time/train``, ``time/metrics``.
         train: the training result (model included).
         layers: the captured hidden activations, one ``(n_samples, n_units)`` array per layer.
+        code_layers: per hidden layer, ``{"width", "dead_fraction", "effective_rank",
+            "cka_previous"}`` (:func:`codenas.metrics.layer_code`), measured whatever
+            ``metrics.log`` lists: what the code-guided sampler reads.
     """
 
     metrics: dict[str, float]
     train: TrainResult
     layers: list[np.ndarray]
+    code_layers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 class Evaluator:
@@ -137,7 +143,12 @@ class Evaluator:
         run_values = dict(result.metrics)
         run_values["params"] = float(params)
         start = time.perf_counter()
-        values, layers = self.measure(result.model, self.names, run_values)
+        with shared_spectra():  # layer_code reuses the spectra effective_rank computed
+            values, layers = self.measure(result.model, self.names, run_values)
+            try:
+                code_layers = layer_code(layers)
+            except ValueError:  # non-finite activations: no code signal, not a failed trial
+                code_layers = []
         metrics_time = time.perf_counter() - start
         values["epochs"] = float(result.epochs)
         values["steps"] = float(result.steps)
@@ -145,7 +156,7 @@ class Evaluator:
         values["time/metrics"] = metrics_time
         if on_epoch_end is not None:
             values["time/checkpoints"] = spent[0]
-        return Evaluation(metrics=values, train=result, layers=layers)
+        return Evaluation(metrics=values, train=result, layers=layers, code_layers=code_layers)
 
     def measure(
         self, model: nn.Module, names: Sequence[str], run_values: dict[str, float]

@@ -40,6 +40,7 @@ from codenas.metrics.labels import (
     selectivity_index,
     unit_label_information,
 )
+from codenas.metrics.layers import layer_code
 from codenas.metrics.redundancy import cka_matrix, layer_redundancy, linear_cka
 from codenas.metrics.registry import (
     METRICS,
@@ -68,6 +69,7 @@ __all__ = [
     "get_metric",
     "hoyer_sparsity",
     "label_information_per_unit",
+    "layer_code",
     "layer_redundancy",
     "linear_cka",
     "linear_probe_accuracy",

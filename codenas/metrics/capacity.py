@@ -66,8 +66,13 @@ _SPECTRA: ContextVar[dict[int, tuple[Any, NDArray[np.float64]]] | None] = Contex
 
 @contextlib.contextmanager
 def shared_spectra() -> Iterator[None]:
-    """Share each activation array's singular values between the metrics of this block."""
-    token = _SPECTRA.set({})
+    """Share each activation array's singular values between the metrics of this block.
+
+    Nested blocks share the outermost block's cache, so a caller can wrap several metric
+    computations over the same arrays (``compute_metrics`` and ``layer_code``) in one block.
+    """
+    outer = _SPECTRA.get()
+    token = _SPECTRA.set({} if outer is None else outer)
     try:
         yield
     finally:

@@ -29,6 +29,9 @@ class FrontRow:
         spec: the architecture spec (``Spec.to_dict`` form).
         mlflow_run_id: the trial's MLflow run, or ``None``.
         metrics: every other value the trial recorded.
+        lineage: which code-sampler rule proposed the trial, from which trial
+            (``shrink<-#12``, ``warm_start``); ``""`` for the base sampler's trials
+            (:func:`codenas.search.samplers.lineage`).
     """
 
     trial: int
@@ -37,6 +40,7 @@ class FrontRow:
     spec: dict[str, Any]
     mlflow_run_id: str | None
     metrics: dict[str, float]
+    lineage: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +50,7 @@ class FrontRow:
             "spec": self.spec,
             "mlflow_run_id": self.mlflow_run_id,
             "metrics": self.metrics,
+            "lineage": self.lineage,
         }
 
 
@@ -57,6 +62,8 @@ def objective_names(study: optuna.Study) -> list[str]:
 
 
 def row_of(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> FrontRow:
+    from codenas.search.samplers import lineage
+
     values = trial.values or []
     return FrontRow(
         trial=trial.number,
@@ -65,6 +72,7 @@ def row_of(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> FrontRow:
         spec=dict(trial.user_attrs.get("spec", {})),
         mlflow_run_id=trial.user_attrs.get("mlflow_run_id"),
         metrics=dict(trial.user_attrs.get("metrics", {})),
+        lineage=lineage(trial.user_attrs),
     )
 
 

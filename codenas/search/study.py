@@ -140,12 +140,18 @@ def sampler_seed(base: int, *salt: int) -> int:
     return int(np.random.SeedSequence([base & 0xFFFFFFFF, *salt]).generate_state(1)[0])
 
 
-def make_sampler(config: Config, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
+) -> optuna.samplers.BaseSampler:
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
     from codenas.errors import ConfigError
 
+    if config.study.sampler == "code":
+        from codenas.search.samplers.driver import code_sampler
+
+        return code_sampler(config, seed, data=data, space=space)
     cls = {
         "tpe": optuna.samplers.TPESampler,
         "nsga2": optuna.samplers.NSGAIISampler,
@@ -363,6 +369,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
 
+        from codenas.search.samplers.code import LAYERS_ATTR
         from codenas.tracking import TrackingUnavailable, worker_id
 
         spec: Spec | None = None
@@ -385,6 +392,7 @@ class Objective:
             )
             metrics = result.metrics
             trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr(LAYERS_ATTR, result.code_layers)  # what CodeSampler reads
             if monitor is not None:
                 from codenas.search.early import CHECKPOINTS_ATTR
 
@@ -571,7 +579,7 @@ def run(
     running = any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
     salt = os.getpid() if workers > 1 or running else 0
     seed = sampler_seed(config.study.seed, len(study.trials), worker_index, salt)
-    study.sampler = make_sampler(config, seed)
+    study.sampler = make_sampler(config, seed, data=data, space=space)
 
     tracker = None
     if config.tracking.enabled:
