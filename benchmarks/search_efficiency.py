@@ -455,7 +455,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "arms": {a: {"sampler": ARMS[a][0], "options": ARMS[a][1]} for a in args.arms},
         "seeds": args.seeds,
         "trials": args.trials,
-        "full": {t: dict(zip(("epochs", "patience"), full_settings(t, args))) for t in args.tasks},
+        "full": {
+            t: dict(zip(("epochs", "patience"), full_settings(t, args), strict=True))
+            for t in args.tasks
+        },
         "table": table,
         "trials_to_reach_tpe_60": reach,
         "noise_ceiling": noise_ceiling(per_run, n_max),

@@ -79,7 +79,9 @@ def test_parity_labels_are_two_parities_of_the_latent_signs() -> None:
 
 def test_the_problem_depends_on_task_seed_not_on_the_sample_seed() -> None:
     base = teacher_map(TeacherConfig(seed=0))
-    assert all(np.array_equal(a, b) for a, b in zip(base, teacher_map(TeacherConfig(seed=5))))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(base, teacher_map(TeacherConfig(seed=5)), strict=True)
+    )
     other = teacher_map(TeacherConfig(task_seed=1))
     assert not np.array_equal(base[0], other[0])
     x, y = generate_teacher(TeacherConfig(n_samples=500))

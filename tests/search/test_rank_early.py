@@ -99,3 +99,13 @@ def test_rank_early_refuses_bad_input_before_training() -> None:
     cnn = CNNSpec((1, 8, 8), 10, (4,), 3, "relu", 2, "max", True)
     with pytest.raises(ConfigError, match="image inputs"):
         codenas.search.rank_early([cnn], "wine", budget=1)
+
+
+def test_rank_early_takes_specs_as_users_write_them() -> None:
+    # No input_shape, n_outputs or dropout: the dataset gives the sizes, the spec its defaults.
+    written = [{"space": "mlp", "widths": [16], "activation": "relu"}]
+    scores = codenas.search.rank_early(written, "iris", budget=1)
+    full = [MLPSpec((4,), 3, (16,), "relu", 0.0)]
+    assert scores == pytest.approx(codenas.search.rank_early(full, "iris", budget=1))
+    with pytest.raises(ConfigError, match="unknown keys widht"):
+        codenas.search.rank_early([{"space": "mlp", "widht": [16]}], "iris", budget=1)
