@@ -114,6 +114,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "code-moves": ("code", {"warm_start": False}),
     "code-warm": ("code", {"move_probability": 0.0}),
 }
+# Read after the brief budget in --spread (the early score's held-out check, issue 11 item 4).
+SPREAD_BRIEF = ("dead_fraction", "effective_rank", "capacity_usage", "early_score")
 CODE_ARMS = tuple(a for a, (s, _) in ARMS.items() if s == "code")
 
 
@@ -219,7 +221,14 @@ def front_at(study: Any, n: int) -> list[Any]:
 class FullTrainer:
     """Trains specs of one task to convergence, caching each result as JSON by spec."""
 
-    def __init__(self, task: str, cache: Path, full: int, patience: int) -> None:
+    def __init__(
+        self,
+        task: str,
+        cache: Path,
+        full: int,
+        patience: int,
+        brief_names: Sequence[str] = (),
+    ) -> None:
         import codenas  # noqa: F401  (registers everything)
         from codenas.data import load_dataset
         from codenas.evaluation.evaluate import Evaluator
@@ -228,7 +237,11 @@ class FullTrainer:
         self.config = task_config(task, cache, [f"train.epochs={full}"])
         self.data = load_dataset(self.config.data)
         self.evaluator = Evaluator(self.config, self.data, source=f"search_efficiency {task}")
-        self.dir = cache / "full" / task
+        # With brief_names, the metrics of the search's brief budget are read on the way
+        # (train_one: its first epochs are exactly the brief training): for the spread table.
+        self.brief_names = tuple(brief_names)
+        self.brief = int(task_config(task, cache).train.epochs)
+        self.dir = cache / ("spread" if brief_names else "full") / task
         self.dir.mkdir(parents=True, exist_ok=True)
         self.trained_now = 0
         self.seconds = 0.0
@@ -241,6 +254,7 @@ class FullTrainer:
                 "train": self.config.train.model_dump(exclude={"threads"}),
                 "patience": self.patience,
                 "seed": 0,
+                **({"brief": [self.brief, *self.brief_names]} if self.brief_names else {}),
             }
         )
 
@@ -255,11 +269,11 @@ class FullTrainer:
             self.evaluator,
             spec_from_dict(spec),
             0,
-            brief=1,
+            brief=self.brief if self.brief_names else 1,
             full=self.full,
             patience=self.patience,
             sweep=(1,),  # train_one needs one; epoch 1 costs one cheap measurement
-            brief_names=(),
+            brief_names=self.brief_names,
         )
         out = {
             "spec": dict(spec),
@@ -269,6 +283,7 @@ class FullTrainer:
             "best_epoch": record["full"]["best_epoch"],
             "epochs": record["full"]["epochs"],
             "seconds": record["seconds"],
+            **({"brief": record["brief"]} if self.brief_names else {}),
         }
         path.write_text(json.dumps(out))
         self.trained_now += 1
@@ -535,23 +550,42 @@ def figure(result: Mapping[str, Any], path: Path) -> None:
 
 def run_spread(args: argparse.Namespace) -> int:
     """Full-training test accuracy of ``--spread`` random specs per task: does it spread?"""
+    from scipy.stats import kendalltau
+
     from codenas.spaces import get_space
 
     cache = Path(args.cache)
     out: dict[str, Any] = {}
     for task in args.tasks:
         t0 = time.perf_counter()
-        trainer = FullTrainer(task, cache, *full_settings(task, args))
+        trainer = FullTrainer(task, cache, *full_settings(task, args), brief_names=SPREAD_BRIEF)
         space = get_space(trainer.config.space.name)(trainer.config.space)
         specs = sample_specs(space, trainer.data, args.spread, 0)
         rows = [trainer(s.to_dict()) for s in specs]
         acc = np.array([r["test_accuracy"] for r in rows])
         params = np.array([r["params"] for r in rows])
         depth = np.array([len(r["spec"].get("widths") or r["spec"]["channels"]) for r in rows])
-        from scipy.stats import kendalltau
 
+        truth = list(acc)
+        brief = [r["brief"] for r in rows]
+        scores = {
+            "early_score (shipped: -ln val_loss - 4 dead_last)": [b["early_score"] for b in brief],
+            "-val_loss (brief)": [-b["val_loss"] for b in brief],
+            "val_accuracy (brief)": [b["val_accuracy"] for b in brief],
+            "capacity_usage (brief)": [b["capacity_usage"] for b in brief],
+            "params": list(params),
+        }
+        dead_last = [
+            [v for k, v in sorted(b.items()) if k.startswith("dead_fraction/layer_")][-1]
+            for b in brief
+        ]
         out[task] = {
             "n": len(rows),
+            "kendall_tau_with_full_test_accuracy": {
+                k: float(kendalltau(v, truth).statistic) for k, v in scores.items()
+            },
+            "with_dead_units_in_last_layer": int(sum(d > 0 for d in dead_last)),
+            "max_dead_share_last_layer": float(max(dead_last)),
             "test_accuracy_min": float(acc.min()),
             "test_accuracy_max": float(acc.max()),
             "test_accuracy_quartiles": [float(q) for q in np.quantile(acc, [0.25, 0.5, 0.75])],
