@@ -36,14 +36,21 @@ def test_lower_validation_loss_scores_higher() -> None:
     assert early_score(values(0.1, [20.0]), ctx) > early_score(values(0.2, [20.0]), ctx)
 
 
-def test_dead_units_of_the_last_hidden_layer_cost_four_times_their_share() -> None:
+def test_the_shipped_score_is_minus_log_val_loss_whatever_the_dead_units() -> None:
     ctx = {"n_outputs": 10}
     alive = values(0.2, [30.0, 12.0])
-    assert early_score(alive, ctx) == pytest.approx(-math.log(0.2))
     last_dead = values(0.2, [30.0, 12.0], dead=[0.0, 0.25])
-    assert early_score(last_dead, ctx) == pytest.approx(-math.log(0.2) - 4 * 0.25)
+    assert early_score(alive, ctx) == pytest.approx(-math.log(0.2))
+    assert early_score(last_dead, ctx) == pytest.approx(-math.log(0.2))
+    assert early_score({"val_loss": 0.2}, ctx) == pytest.approx(-math.log(0.2))  # no layers needed
+
+
+def test_the_retired_dead_term_of_the_family_costs_its_weight_times_the_last_share() -> None:
+    ctx = {"n_outputs": 10}
+    last_dead = values(0.2, [30.0, 12.0], dead=[0.0, 0.25])
     first_dead = values(0.2, [30.0, 12.0], dead=[0.5, 0.0])
-    assert early_score(first_dead, ctx) == pytest.approx(-math.log(0.2))
+    assert early_score(last_dead, ctx, dead_weight=4.0) == pytest.approx(-math.log(0.2) - 1.0)
+    assert early_score(first_dead, ctx, dead_weight=4.0) == pytest.approx(-math.log(0.2))
 
 
 def test_the_rank_term_of_the_family_penalises_a_bottleneck_below_the_outputs() -> None:
