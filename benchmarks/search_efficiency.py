@@ -46,6 +46,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -357,6 +358,10 @@ def judge(
         out[str(n)] = {
             "hv": hypervolume(points, ref),
             "cpu_seconds": cpu,
+            # Which rule of the code sampler made each trial ("" for the base sampler's).
+            "rules": dict(
+                Counter(t.user_attrs.get("code.rule", "") for t in study.trials if t.number < n)
+            ),
             "front": [
                 {
                     "trial": t.number,
