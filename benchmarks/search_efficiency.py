@@ -354,10 +354,13 @@ def judge(
         front = front_at(study, n)
         full = [trainer(t.user_attrs["spec"]) for t in front]
         points = [(f["test_accuracy"], math.log10(f["params"])) for f in full]
-        cpu = sum(times.get(str(i), {}).get("cpu", math.nan) for i in range(n))
+        # A trial killed by an interrupted run has no time (and stays RUNNING): left out.
+        known = [times[str(i)]["cpu"] for i in range(n) if str(i) in times]
+        cpu = float(sum(known))
         out[str(n)] = {
             "hv": hypervolume(points, ref),
             "cpu_seconds": cpu,
+            "trials_without_time": n - len(known),
             # Which rule of the code sampler made each trial ("" for the base sampler's).
             "rules": dict(
                 Counter(t.user_attrs.get("code.rule", "") for t in study.trials if t.number < n)
