@@ -447,7 +447,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 s0 = time.perf_counter()
                 study, times = run_study(task, arm, seed, n_max, cache, args.cached_only)
                 s1 = time.perf_counter()
-                prefixes = fine if arm in (*CODE_ARMS, "tpe") and task in args.fine else args.trials
+                prefixes = fine if arm in ("code", "tpe") and task in args.fine else args.trials
                 if study is None:
                     skipped.append(f"{task} {arm} seed {seed}: study not finished")
                     continue
@@ -653,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=list(FINE),
         choices=list(TASKS),
-        help="tasks whose TPE and code arms are also judged at every 5th trial",
+        help="tasks whose tpe and code arms are also judged at every 5th trial",
     )
     parser.add_argument(
         "--cached-only",
