@@ -28,12 +28,12 @@ register_run_metric(
     "train_loss", direction="minimize", summary="mean training loss over the last epoch"
 )
 register_run_metric("params", direction="minimize", summary="number of trainable parameters")
-# Derived from the brief training's validation loss and dead units (formula and how it was
-# chosen: codenas/search/early_score.py, docs/proxy-quality.md).
+# Derived from the brief training's validation loss (formula, and how the dead-unit term was
+# retired: codenas/evaluation/early_score.py, docs/proxy-quality.md).
 register_run_metric(
     "early_score",
     direction="maximize",
-    summary="-ln(val_loss) - 4 x dead share of the last hidden layer: ranks after brief training",
+    summary="-ln(val_loss) after the brief training (the dead-unit term retired on held-out tasks)",
 )
 register_run_metric(
     "val_r2",

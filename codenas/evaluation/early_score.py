@@ -3,6 +3,7 @@ training on a dataset, for ranking architectures outside a search."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from codenas.metrics.derived import (
     early_score,
     layer_values,
 )
-from codenas.spaces import Spec
+from codenas.spaces import Spec, get_space
 
 # ----------------------------------------------------------------------------- rank_early
 
@@ -63,6 +64,18 @@ def _resolve(data_config: Any, budget: int | None, samples: int) -> Config:
     )
 
 
+def _as_written(spec: Mapping[str, Any], data: Any) -> dict[str, Any]:
+    """A spec as a user writes it, completed: ``input_shape`` and ``n_outputs`` from the
+    dataset, and the space's defaults for fields left out (``dropout``, ``pool`` ...)."""
+    if not isinstance(spec, Mapping) or "space" not in spec:
+        raise ConfigError(f"rank_early: a spec must be a mapping with a 'space' key, got {spec!r}")
+    out = {"input_shape": list(data.input_shape), "n_outputs": int(data.n_outputs)}
+    for field in dataclasses.fields(get_space(str(spec["space"])).spec_type):
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = field.default
+    return {**out, **spec}
+
+
 def rank_early(
     specs: Sequence[Spec | Mapping[str, Any]],
     data_config: Any,
@@ -78,7 +91,10 @@ def rank_early(
     :class:`~codenas.evaluation.evaluate.Evaluator`, and scored by :func:`early_score`.
 
     Args:
-        specs: architectures (``Spec`` objects or their ``to_dict()`` form).
+        specs: architectures: ``Spec`` objects, their ``to_dict()`` form, or mappings as a
+            user writes them (``{"space": "mlp", "widths": [64, 32], "activation": "relu"}``):
+            ``input_shape`` and ``n_outputs`` come from the dataset, left-out fields take the
+            spec's defaults.
         data_config: the dataset: a :class:`~codenas.config.Config` (its ``data`` and ``train``
             sections), a data config model (``config.data``), a mapping such as
             ``{"name": "factors", "n_factors": 3}``, a dataset name (``"digits"``) or the
@@ -102,8 +118,8 @@ def rank_early(
     from codenas.training.runtime import default_threads, set_threads
 
     config = _resolve(data_config, budget, samples)
-    built = [s if isinstance(s, Spec) else spec_from_dict(s) for s in specs]
     data = load_dataset(config.data)
+    built = [s if isinstance(s, Spec) else spec_from_dict(_as_written(s, data)) for s in specs]
     for spec in built:
         space_cls = get_space(spec.space)
         space_cls(space_cls.config_model(name=spec.space)).check_input(data.input_shape)

@@ -36,14 +36,21 @@ def test_lower_validation_loss_scores_higher() -> None:
     assert early_score(values(0.1, [20.0]), ctx) > early_score(values(0.2, [20.0]), ctx)
 
 
-def test_dead_units_of_the_last_hidden_layer_cost_four_times_their_share() -> None:
+def test_the_shipped_score_is_minus_log_val_loss_whatever_the_dead_units() -> None:
     ctx = {"n_outputs": 10}
     alive = values(0.2, [30.0, 12.0])
-    assert early_score(alive, ctx) == pytest.approx(-math.log(0.2))
     last_dead = values(0.2, [30.0, 12.0], dead=[0.0, 0.25])
-    assert early_score(last_dead, ctx) == pytest.approx(-math.log(0.2) - 4 * 0.25)
+    assert early_score(alive, ctx) == pytest.approx(-math.log(0.2))
+    assert early_score(last_dead, ctx) == pytest.approx(-math.log(0.2))
+    assert early_score({"val_loss": 0.2}, ctx) == pytest.approx(-math.log(0.2))  # no layers needed
+
+
+def test_the_retired_dead_term_of_the_family_costs_its_weight_times_the_last_share() -> None:
+    ctx = {"n_outputs": 10}
+    last_dead = values(0.2, [30.0, 12.0], dead=[0.0, 0.25])
     first_dead = values(0.2, [30.0, 12.0], dead=[0.5, 0.0])
-    assert early_score(first_dead, ctx) == pytest.approx(-math.log(0.2))
+    assert early_score(last_dead, ctx, dead_weight=4.0) == pytest.approx(-math.log(0.2) - 1.0)
+    assert early_score(first_dead, ctx, dead_weight=4.0) == pytest.approx(-math.log(0.2))
 
 
 def test_the_rank_term_of_the_family_penalises_a_bottleneck_below_the_outputs() -> None:
@@ -99,3 +106,13 @@ def test_rank_early_refuses_bad_input_before_training() -> None:
     cnn = CNNSpec((1, 8, 8), 10, (4,), 3, "relu", 2, "max", True)
     with pytest.raises(ConfigError, match="image inputs"):
         codenas.search.rank_early([cnn], "wine", budget=1)
+
+
+def test_rank_early_takes_specs_as_users_write_them() -> None:
+    # No input_shape, n_outputs or dropout: the dataset gives the sizes, the spec its defaults.
+    written = [{"space": "mlp", "widths": [16], "activation": "relu"}]
+    scores = codenas.search.rank_early(written, "iris", budget=1)
+    full = [MLPSpec((4,), 3, (16,), "relu", 0.0)]
+    assert scores == pytest.approx(codenas.search.rank_early(full, "iris", budget=1))
+    with pytest.raises(ConfigError, match="unknown keys widht"):
+        codenas.search.rank_early([{"space": "mlp", "widht": [16]}], "iris", budget=1)
