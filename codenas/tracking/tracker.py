@@ -351,10 +351,11 @@ class MlflowTracker:
         """Make every child run's ``codenas.pareto`` tag agree with ``study.best_trials``,
         and refresh the parent's Pareto artifacts when the front changed.
 
-        ``pareto_front.json`` and ``.csv`` follow every change of the front; the plot
+        The tags follow every change of the front. The parent's files can wait: the plot
         ``pareto_front.png`` (and its interactive twin ``pareto_front.html``) costs about half
-        a second to draw, so it is redrawn at most every
-        ``plot_interval`` seconds during a search and always at its end (``final``).
+        a second to draw and ``pareto_front.json`` / ``.csv`` two artifact writes, so during a
+        search they are rewritten at most every ``plot_interval`` seconds, and always at its
+        end (``final``: :func:`codenas.search.study.wrap_up`, also after Ctrl-C or SIGTERM).
         """
         from codenas.search import pareto
 
@@ -368,15 +369,18 @@ class MlflowTracker:
             if self._pareto_tags.get(t.number) is not desired:
                 self.client.set_tag(run_id, "codenas.pareto", "true" if desired else "false")
                 self._pareto_tags[t.number] = desired
+        due = final or time.monotonic() - self._plot_time >= self.plot_interval
+        if not due:  # the files wait for the next due call (the end of the search at the latest)
+            return
         rows = pareto.front_rows(study, best)
         key = tuple((r.trial, tuple(r.values.values())) for r in rows)
         if key != self._front_key:
-            self._front_key = key
             names = pareto.objective_names(study)
             self.client.log_text(self.parent_run_id, pareto.to_json(rows), "pareto_front.json")
             self.client.log_text(self.parent_run_id, pareto.to_csv(rows, names), "pareto_front.csv")
-        due = final or time.monotonic() - self._plot_time >= self.plot_interval
-        if rows and key != self._plot_key and due:
+            self._front_key = key
+            self._plot_time = time.monotonic()
+        if rows and key != self._plot_key:
             fig = pareto.plot_front(study, best)
             self.client.log_figure(self.parent_run_id, fig, "pareto_front.png")
             html = pareto.front_html(study)  # the same front, interactive (plotly)
