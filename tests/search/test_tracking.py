@@ -119,3 +119,42 @@ def test_reconcile_opens_and_ends_the_run_of_a_trial_that_never_had_one(tmp_path
     assert runs[0].data.tags["codenas.trial_number"] == str(trial.number)
     assert runs[0].data.tags["codenas.fail_reason"] == "TrackingUnavailable: MLflow down"
     assert tracker.reconcile() == 0  # idempotent
+
+
+def test_params_reach_the_run_in_its_first_batch_also_when_the_trial_never_completes(
+    tmp_path,
+) -> None:
+    """A trial's params travel with its metrics (or with the tags that end its run): the run of
+    a completed trial and that of one interrupted mid-training both end with all of them, and
+    reconcile writing a completed run's params a second time is accepted."""
+    import optuna
+
+    from codenas.search.storage import open_study
+    from codenas.spaces import MLPSpec
+    from codenas.tracking import MlflowTracker
+
+    config = make_config(tmp_path, ["study.trials=2"])
+    study, created = open_study(config)
+    tracker = MlflowTracker(config, study, created=created)
+    spec = MLPSpec((4,), 3, (8, 8), "relu", 0.0)
+    runs = {}
+    for state in ("COMPLETE", "FAIL"):
+        trial = study.ask()
+        trial.suggest_int("width", 8, 8)
+        trial.set_user_attr("spec", spec.to_dict())
+        runs[state] = tracker.trial_started(trial, spec)
+        if state == "COMPLETE":
+            tracker.log_metrics(trial, {"accuracy": 0.5})  # as the objective does, then Optuna
+            study.tell(trial, [0.5] * len(config.objective_names))
+        else:  # killed mid-training: no callback ran; the next command's reconcile ends it
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert MlflowTracker(config, study, created=False).reconcile() == 0  # the next command
+    client = MlflowClient(config.tracking.uri)
+    expected = {"width": "8", "widths": "[8, 8]", "activation": "relu", "space": "mlp"}
+    for state, status in (("COMPLETE", "FINISHED"), ("FAIL", "KILLED")):
+        run = client.get_run(runs[state])
+        assert run.info.status == status, state
+        assert expected.items() <= run.data.params.items(), (state, run.data.params)
+        assert run.data.tags["codenas.state"] == state
+    assert client.get_run(runs["COMPLETE"]).data.metrics["accuracy"] == 0.5
