@@ -202,17 +202,13 @@ class MlflowTracker:
     def trial_started(
         self, trial: optuna.Trial, spec: Spec | None, retry_of: int | None = None
     ) -> str:
-        """Open the trial's child run (RUNNING, its tags set at creation) and record its id on
-        the trial.
-
-        The run's parameters travel in the first batch the run gets anyway (the metrics'
-        batch, or the one that ends the run of a failed, pruned or killed trial): one MLflow
-        write fewer per trial. While the trial trains, its architecture is in the tag
-        ``codenas.spec``.
+        """Open the trial's child run (RUNNING) and record its id on the trial.
 
         ``retry_of`` is the number of the trial this one re-runs (its worker died); the run is
         linked to that trial's run by the tags ``codenas.retry_of_trial`` / ``_run``.
         """
+        from mlflow.entities import Param
+
         extra: dict[str, str] = {}
         if retry_of is not None:
             extra["codenas.retry_of_trial"] = str(retry_of)
@@ -223,39 +219,12 @@ class MlflowTracker:
             extra["codenas.spec"] = spec.to_json()
         extra.update(self._lineage_tags(trial.user_attrs))
         run_id = self._open_run(trial.number, worker_id(), extra)
+        params = dict(trial.params)
+        if spec is not None:
+            params.update(spec.to_dict())
+        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
         trial.set_user_attr(RUN_ATTR, run_id)
         return run_id
-
-    def _batch(
-        self,
-        run_id: str,
-        trial: optuna.Trial | optuna.trial.FrozenTrial,
-        metrics: list[Any] | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
-        """Write a trial's parameters (its Optuna params and its spec, the spec's keys winning),
-        ``metrics`` and ``tags`` to its run in one ``log_batch`` where MLflow's limits allow.
-
-        Parameters may be written more than once (a run that another process's reconcile also
-        ends): MLflow accepts a parameter written again with the same value.
-        """
-        from mlflow.entities import Param, RunTag
-
-        values = dict(trial.params)
-        values.update(trial.user_attrs.get("spec") or {})
-        params = [Param(k, _param_value(v)) for k, v in values.items()]
-        run_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
-        metrics = metrics or []
-        # MLflow's log_batch limits: 100 params, 100 tags, 1000 metrics, 1000 in all.
-        if len(params) <= 100 and len(run_tags) <= 100 and len(metrics) <= 800:
-            self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags)
-            return
-        for chunk in _chunks(params, 100):
-            self.client.log_batch(run_id, params=chunk)
-        for chunk in _chunks(run_tags, 100):
-            self.client.log_batch(run_id, tags=chunk)
-        for chunk in _chunks(metrics, 1000):
-            self.client.log_batch(run_id, metrics=chunk)
 
     def _lineage_tags(self, attrs: Mapping[str, Any]) -> dict[str, str]:
         """Tags saying which code-sampler rule proposed a trial, from which trial and run, and
@@ -283,15 +252,14 @@ class MlflowTracker:
         return trial.user_attrs.get(RUN_ATTR)
 
     def log_metrics(self, trial: optuna.Trial, metrics: Mapping[str, float]) -> None:
-        """Log a trial's metrics, with its parameters, to its run in one batch; called by the
-        objective before it returns (so Optuna never records COMPLETE before they are in MLflow).
-        """
+        """Log a trial's metrics to its run; called by the objective before it returns."""
         from mlflow.entities import Metric
 
         run_id = trial.user_attrs[RUN_ATTR]
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
-        self._batch(run_id, trial, metrics=batch)
+        for chunk in _chunks(batch, 1000):
+            self.client.log_batch(run_id, metrics=chunk)
         self._metrics_logged.add(trial.number)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -324,13 +292,15 @@ class MlflowTracker:
         if reason:
             key = "codenas.fail_reason" if state == "FAIL" else "codenas.prune_reason"
             tags[key] = str(reason)[:8000]
-        if trial.number in self._metrics_logged:  # params and metrics are in; the final tags
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        else:  # a failed or pruned trial: its params, partial values and tags in one batch
+        metrics = []
+        if trial.number not in self._metrics_logged:  # a failed or pruned trial's partial values
             now = int(time.time() * 1000)
             values = trial.user_attrs.get("metrics", {})
             metrics = [Metric(k, float(v), now, 0) for k, v in sorted(values.items())]
-            self._batch(run_id, trial, metrics=metrics, tags=tags)
+        # One batch carries the final tags (the Pareto tag included) and any late metrics.
+        for i, chunk in enumerate(_chunks(metrics, 1000) if metrics else [[]]):
+            batch_tags = [RunTag(k, v) for k, v in tags.items()] if i == 0 else []
+            self.client.log_batch(run_id, metrics=chunk, tags=batch_tags)
         if trial.user_attrs.get("fail_traceback"):
             self.client.log_text(run_id, trial.user_attrs["fail_traceback"], "traceback.txt")
         self.client.set_terminated(run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
@@ -345,8 +315,8 @@ class MlflowTracker:
         run_id = self._run_id(trial)
         if run_id is None:  # killed before its run was opened: open one, so none is missing
             run_id = self._open_run(trial.number, str(trial.user_attrs.get("worker", "?")))
-        tags = {"codenas.state": "FAIL", "codenas.fail_reason": self._killed_reason(trial)}
-        self._batch(run_id, trial, tags=tags)
+        self.client.set_tag(run_id, "codenas.state", "FAIL")
+        self.client.set_tag(run_id, "codenas.fail_reason", self._killed_reason(trial))
         self.client.set_terminated(run_id, status="KILLED")
         self._pareto_tags[trial.number] = False
 
@@ -477,13 +447,12 @@ class MlflowTracker:
         return fixed
 
     def _end_run(self, run_id: str, trial: optuna.trial.FrozenTrial) -> None:
-        tags = {"codenas.state": trial.state.name}
+        self.client.set_tag(run_id, "codenas.state", trial.state.name)
         reason = trial.user_attrs.get("fail_reason")
         if trial.state.name == "FAIL" and not reason:  # failed by the heartbeat check
             reason = self._killed_reason(trial)
         if reason:
-            tags["codenas.fail_reason"] = str(reason)[:8000]
-        self._batch(run_id, trial, tags=tags)  # its params too, if the trial never logged them
+            self.client.set_tag(run_id, "codenas.fail_reason", str(reason)[:8000])
         status = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
         self.client.set_terminated(run_id, status=status)
 
