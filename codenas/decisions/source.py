@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import CodenasError, ConfigError
+from codenas.errors import ConfigError
 from codenas.spaces import Spec, spec_from_dict
 
 if TYPE_CHECKING:
@@ -135,9 +135,8 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
     """
     from codenas.data import load_dataset
     from codenas.evaluation.neural_code import retrain, trial_seed_of
-    from codenas.spaces import build_model
     from codenas.tracking.editing import run_experiment_name
-    from codenas.tracking.runs import load_logged_model, read_network_run
+    from codenas.tracking.runs import load_network, read_network_run
 
     _require_sqlite(tracking_uri, "MLflow database", "--tracking-uri")
     record, config = read_network_run(tracking_uri, run_id)
@@ -161,16 +160,7 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
         title = f"{record.kind} run {run_id[:12]} ({spec.space} on {data.name})"
 
         def load() -> nn.Module:
-            logged = load_logged_model(tracking_uri, run_id)
-            model = build_model(spec)
-            try:
-                model.load_state_dict(logged.state_dict())
-            except (RuntimeError, KeyError) as err:
-                raise CodenasError(
-                    f"run {run_id}: the logged model does not match its spec: "
-                    f"{str(err).splitlines()[0][:200]}"
-                ) from None
-            return model
+            return load_network(tracking_uri, run_id, spec)
 
     return Source(
         "run",

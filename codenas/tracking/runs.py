@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from codenas.config import Config
+    from codenas.spaces import Spec
 
 _log = logging.getLogger(__name__)
 
@@ -357,3 +358,23 @@ def load_logged_model(uri: str, run_id: str) -> nn.Module:
 
     with _tracking_uri(uri):
         return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location="cpu")
+
+
+def load_network(uri: str, run_id: str, spec: Spec) -> nn.Module:
+    """The run's logged weights in a fresh module built from ``spec`` (its ``codenas.spec``).
+
+    Raises:
+        ConfigError: the logged model's weights do not fit the spec.
+    """
+    from codenas.spaces import build_model
+
+    logged = load_logged_model(uri, run_id)
+    model = build_model(spec)
+    try:
+        model.load_state_dict(logged.state_dict())
+    except (RuntimeError, KeyError) as err:
+        raise ConfigError(
+            f"run {run_id}: the logged model does not match its spec: "
+            f"{str(err).splitlines()[0][:200]}"
+        ) from None
+    return model

@@ -126,8 +126,8 @@ def report_run(
             spec or config.
     """
     from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
-    from codenas.spaces import build_model, spec_from_dict
-    from codenas.tracking.runs import load_logged_model, read_network_run
+    from codenas.spaces import spec_from_dict
+    from codenas.tracking.runs import load_network, read_network_run
 
     record, config = read_network_run(tracking_uri, run_id)
     spec = spec_from_dict(record.spec)
@@ -143,15 +143,7 @@ def report_run(
         code.metrics = {**code.metrics, **record.metrics}
         subtitle = f"run {run_id}, re-trained with seed {seed}"
     else:
-        logged = load_logged_model(tracking_uri, run_id)
-        model = build_model(spec)
-        try:
-            model.load_state_dict(logged.state_dict())
-        except (RuntimeError, KeyError) as err:
-            raise CodenasError(
-                f"run {run_id}: the logged model does not match its spec: "
-                f"{str(err).splitlines()[0][:200]}"
-            ) from None
+        model = load_network(tracking_uri, run_id, spec)
         title = f"{spec.space} trained on {record.tags.get('codenas.data', '?')}"
         code = from_model(config, spec, model, title=title, metrics=record.metrics)
         subtitle = f"run {run_id}, logged model"
