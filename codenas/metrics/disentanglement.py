@@ -157,10 +157,16 @@ def dci_from_importance(importance: ArrayLike) -> tuple[float, float]:
     return disentanglement, completeness
 
 
-def _importance_matrix(
+def importance_matrix(
     x: NDArray[np.float64], y: NDArray[np.int64], n_train: int, method: str
 ) -> tuple[NDArray[np.float64], float]:
-    """Importance ``(n_units, n_factors)`` and mean test accuracy, one model per factor."""
+    """DCI's importance matrix, shape ``(n_units, n_factors)``, and the mean test accuracy.
+
+    One tree ensemble per factor (``method``: ``"gbt"``, boosted trees as disentanglement_lib,
+    or ``"forest"``, extra trees as ``dci_forest``), fitted on the first ``n_train`` rows of
+    ``x`` (codes, ``(n_samples, n_units)``) and ``y`` (factors, ``(n_samples, n_factors)``) and
+    scored on the rest. What :func:`dci` reads, and what the report draws.
+    """
     x_train, x_test = x[:n_train], x[n_train:]
     d, f = x.shape[1], y.shape[1]
     importance = np.zeros((d, f))
@@ -239,7 +245,7 @@ def dci(
 def _dci(codes: ArrayLike, factors: ArrayLike, importance: str, metric: str) -> dict[str, float]:
     x, y = _codes_and_factors(codes, factors, metric, MIN_SPLIT_SAMPLES)
     n_train = check_split(y, name="factors", metric=metric)
-    r, accuracy = _importance_matrix(x, y, n_train, importance)
+    r, accuracy = importance_matrix(x, y, n_train, importance)
     disentanglement, completeness = dci_from_importance(r)
     return {
         "disentanglement": disentanglement,

@@ -220,7 +220,7 @@ def dci_figure(
     ``groups``: the MI figure's ``(n_units, n_factors)`` matrix in that order, whose factor
     groups are marked here too.
     """
-    from codenas.metrics.disentanglement import _importance_matrix, dci_from_importance
+    from codenas.metrics.disentanglement import dci_from_importance, importance_matrix
 
     assert code.factors is not None
     # The rows in the order the search's ``dci_forest`` metric gets them (a positional split),
@@ -228,7 +228,7 @@ def dci_figure(
     x = np.asarray(code.layers[-1], dtype=np.float64)
     y = code.factors.astype(np.int64)
     n_train = math.ceil(0.9 * len(x))
-    importance, accuracy = _importance_matrix(x, y, n_train, "forest")
+    importance, accuracy = importance_matrix(x, y, n_train, "forest")
     d, c = dci_from_importance(importance)
     shown = importance[order].T
     fig, ax = _factor_heatmap(
