@@ -42,10 +42,11 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codenas.errors import CodenasError, ConfigError, UnknownNameError
 from codenas.search.pareto import FrontRow, front_rows, objective_names, row_of
+from codenas.text import format_number
 
 if TYPE_CHECKING:
     import optuna
@@ -128,7 +129,7 @@ class Requirement:
         return self.miss(value) / scale
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {_fmt(self.bound)}"
+        return f"{self.metric} {self.op} {format_number(self.bound)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -509,11 +510,12 @@ def _no_feasible(
             value = value_of(row, q.metric)
             if q.met(value):
                 continue
-            shown = "missing" if value is None else _fmt(value)
+            shown = "missing" if value is None else format_number(value)
             by = q.miss(value)
             rel = f", {100 * q.relative_miss(value):.1f}%" if math.isfinite(by) else ""
             misses.append(
-                f"{q.metric} = {shown} (needs {q.op} {_fmt(q.bound)}, misses by {_fmt(by)}{rel})"
+                f"{q.metric} = {shown} (needs {q.op} {format_number(q.bound)}, "
+                f"misses by {format_number(by)}{rel})"
             )
         lines.append(f"  trial {row.trial}: " + "; ".join(misses))
     in_front = {r.trial for r in front}
@@ -535,16 +537,6 @@ def _no_feasible(
     return NoFeasibleTrial("\n".join(lines), closest)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value == int(value) and abs(value) >= 1:
-            return f"{int(value):d}"
-        return f"{value:.4g}"
-    return str(value)
-
-
 def format_values(row: FrontRow, names: Sequence[str]) -> str:
     """``"val_accuracy=0.9611 capacity_usage=0.61 params=12345"``."""
-    return "  ".join(f"{n}={_fmt(value_of(row, n))}" for n in names)
+    return "  ".join(f"{n}={format_number(value_of(row, n))}" for n in names)

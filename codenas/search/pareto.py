@@ -14,6 +14,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from codenas.text import format_number
+
 if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
@@ -85,14 +87,6 @@ def front_rows(
     return [row_of(t, names) for t in sorted(best, key=lambda t: t.number)]
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isfinite(value) and value == int(value) and abs(value) >= 1:
-            return f"{int(value):d}"
-        return f"{value:.4g}"
-    return str(value)
-
-
 def spec_summary(spec: dict[str, Any]) -> str:
     """A short human form of a spec: ``mlp 64-32-16 relu p=0.10``."""
     if not spec:
@@ -119,7 +113,7 @@ def format_table(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
         [
             str(r.trial),
             r.state,
-            *(_fmt(r.values.get(n, float("nan"))) for n in names),
+            *(format_number(r.values.get(n, float("nan"))) for n in names),
             (r.mlflow_run_id or "-")[:12],
             spec_summary(r.spec),
             *([r.lineage or "-"] if lineage else []),

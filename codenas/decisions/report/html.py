@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ if TYPE_CHECKING:
     pass
 
 from codenas.decisions.report.figures import _DPI, draw
+from codenas.text import format_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,8 @@ def _html(
 ) -> str:
     esc = html.escape
     rows = "".join(
-        f"<tr><th>{esc(k)}</th><td>{_fmt(code.metrics[k])}</td></tr>"
+        f"<tr><th>{esc(k)}</th>"
+        f"<td>{format_number(float(code.metrics[k]), thousands=True)}</td></tr>"
         for k in _KEY_METRICS
         if k in code.metrics
     )
@@ -129,12 +130,6 @@ def _html(
         )
     parts.append("<p><small>Written by codenas.</small></p></body></html>")
     return "\n".join(parts)
-
-
-def _fmt(value: float) -> str:
-    if math.isfinite(value) and value == int(value) and abs(value) >= 1:
-        return f"{int(value):,d}"
-    return f"{value:.4g}"
 
 
 # ----------------------------------------------------------------------------- entry points
