@@ -18,7 +18,7 @@ An unreachable tracking backend is retried with a bounded exponential back-off a
 warning (``tracking.retry_for`` seconds in all, 300 by default); past that bound the trial fails
 with the reason and the search stops with a one-line error.
 
-One class in one file (about 410 lines): the tracker's methods share the run bookkeeping of
+One class in one file (about 490 lines): the tracker's methods share the run bookkeeping of
 a study (child runs, Pareto tags, parent artifacts), which splitting would expose.
 """
 

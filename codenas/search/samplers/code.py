@@ -25,6 +25,10 @@ User attributes (the contract, documented in docs/sampler.md):
   values and arithmetic, for people), ``code.values`` (the same values by name),
   ``code.params`` (the parameters it fixes) and, for moves, the exact hidden widths under
   ``widths_attr`` (default ``widths``: what the objective must build).
+
+One sampler in one file (about 570 lines): the decision of each trial (warm start, move,
+base sampler), the option checks and the storage contract it reads and writes belong
+together; the pure rules are apart in ``moves.py``.
 """
 
 from __future__ import annotations
