@@ -9,6 +9,7 @@ status 2; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -100,3 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `codenas front | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def console_main() -> None:
+    """The ``codenas`` console script: :func:`main`, then a quick exit with its status."""
+    status = main()
+    # Everything is written; what is left is the interpreter's teardown, whose garbage
+    # collections walk the million objects torch, Lightning and MLflow imported: 1.5 s of a
+    # 7 s search on two cores. Freezing them skips those walks; the teardown itself (atexit
+    # handlers, flushes, destructors) runs as usual. Not in main(): a caller's process goes on.
+    gc.disable()
+    gc.freeze()
+    sys.exit(status)

@@ -1,7 +1,5 @@
 """``python -m codenas.cli``: the same as the ``codenas`` command."""
 
-import sys
+from codenas.cli import console_main
 
-from codenas.cli import main
-
-sys.exit(main())
+console_main()

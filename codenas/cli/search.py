@@ -78,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    warm_workers(args)
     import codenas
     from codenas.config import resolve_config_path
 
@@ -120,21 +121,34 @@ def _seed(config: Any, args: argparse.Namespace, source: str) -> None:
         print(f"  {describe_seed(seed)}")
 
 
+def warm_workers(args: argparse.Namespace) -> None:
+    """With ``--workers N > 1``, start the preloaded fork server first: its imports run on
+    another core while this process imports and checks the config (worker 0 is this one)."""
+    if args.workers > 1:
+        from codenas.search import forkserver
+
+        forkserver.warm_up()
+
+
 def search_with(config: Any, args: argparse.Namespace, source: str) -> int:
     n_trials = args.trials if args.trials is not None else config.study.trials
     if n_trials < 1:
         raise ConfigError(f"--trials: must be at least 1, got {n_trials}")
     if args.workers < 1:
         raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
+    from codenas.search import forkserver
     from codenas.workflows import search
 
-    study = search(
-        config,
-        n_trials=n_trials,
-        workers=args.workers,
-        progress=not args.no_progress,
-        source=source,
-    )
+    try:
+        study = search(
+            config,
+            n_trials=n_trials,
+            workers=args.workers,
+            progress=not args.no_progress,
+            source=source,
+        )
+    finally:
+        forkserver.stop()  # no process outlives the command
     print_front(study)
     next_steps(config)
     return 0

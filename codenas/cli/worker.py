@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from codenas.cli._common import add_run_options, add_study_options, existing_sqlite
-from codenas.cli.search import search_with
+from codenas.cli.search import search_with, warm_workers
 from codenas.errors import ConfigError
 
 
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    warm_workers(args)
     from codenas.config import Config
     from codenas.search.storage import load_study, stored_config
 

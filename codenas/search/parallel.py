@@ -2,10 +2,14 @@
 
 ``run_workers(config, n_trials, workers)`` is ``codenas search --workers N``. Before any worker
 starts, this process checks the config, the storages and the data, creates the study and its
-MLflow parent run (so workers never race to create either), then starts ``N`` processes that run
-``codenas.search.run`` against the same study with a shared :class:`~codenas.search.study.Budget`
-and ``cores / N`` torch threads each. It draws one progress bar by reading the study. Nothing
-here schedules trials: Optuna's storage hands them out, exactly as it does across machines.
+MLflow parent run (so workers never race to create either), then runs ``codenas.search.run``
+itself as worker 0 and starts ``N - 1`` more worker processes against the same study, with a
+shared :class:`~codenas.search.study.Budget` and ``cores / N`` torch threads each. The extra
+workers fork from a fork server that imported torch, Lightning, Optuna and MLflow once
+(:mod:`codenas.search.forkserver`; ``codenas search --workers N`` starts it before its own
+imports), so none of them pays the ~5 s of imports a spawned process would. A thread draws one
+progress bar by reading the study. Nothing here schedules trials: Optuna's storage hands them
+out, exactly as it does across machines.
 
 A worker that dies (SIGKILL, out of memory) costs its running trial: once Optuna's heartbeat
 grace period has passed, the trial becomes FAIL and is re-queued with the same parameters, and
@@ -17,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.connection
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from codenas.config import Config
 from codenas.errors import CodenasError
+from codenas.search import forkserver
 from codenas.search.tracker import make_tracker
 
 _log = logging.getLogger(__name__)
@@ -38,12 +45,15 @@ def _worker_main(
     workers: int,
     drain: bool = False,
 ) -> None:
-    """Entry point of one worker process (spawned: it imports everything afresh)."""
+    """Entry point of one worker process (forked from the preloaded fork server, or spawned
+    where the platform has none)."""
     # Ctrl-C reaches the whole process group, and the coordinator then sends SIGTERM too: the
     # first signal stops the worker, later ones must not break off its bookkeeping (the
     # interrupted trial's FAIL and its run's KILLED).
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
+    if not drain and tickets.value <= 0:
+        return  # the others used the whole budget while this one started: nothing to set up
     from codenas.config import Config
     from codenas.errors import CodenasError, show_warnings
     from codenas.search.objective import Budget
@@ -66,6 +76,82 @@ def _worker_main(
     except CodenasError as err:
         print(f"codenas: error: worker {index}: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def _run_worker_zero(config: Config, tickets: Any, workers: int, source: str) -> None:
+    """Run this process's share of the trials: it is worker 0, already warm (its imports, its
+    data and its storages are those the checks before the workers used)."""
+    from codenas.search.objective import Budget
+    from codenas.search.study import run
+
+    run(config, budget=Budget(tickets), worker_index=0, workers=workers, source=source)
+
+
+class _Watch:
+    """What the coordinator knows of its worker processes: deaths (with a warning each, and
+    when one died holding a trial) and the progress bar, read from the study."""
+
+    def __init__(self, study: Any, start: int, n_trials: int, grace: float, bar: Any) -> None:
+        self.study, self.start, self.n_trials, self.grace, self.bar = (
+            study,
+            start,
+            n_trials,
+            grace,
+            bar,
+        )
+        self.procs: list[mp.process.BaseProcess] = []
+        self.deaths: list[float] = []  # when workers died holding a trial (one to wait out)
+        self.died: list[int] = []  # exit codes of workers that died abnormally
+        self.stopped = threading.Event()
+        self.own = 1  # this process's own worker (worker 0), while it runs trials
+        self._lock = threading.Lock()
+
+    def run_until_stopped(self, poll: float) -> None:
+        """:meth:`check` every ``poll`` seconds until :attr:`stopped` is set (a thread's loop
+        while this process runs its own trials)."""
+        while not self.stopped.wait(poll):
+            try:
+                self.check()
+            except Exception as err:  # a failed read of the study must not end the watch
+                _log.debug("watching the workers: %s", err)
+
+    def check(self) -> list[mp.process.BaseProcess]:
+        """Report workers that died since the last check, redraw the bar; the live workers."""
+        with self._lock:
+            procs = list(self.procs)
+            alive = [p for p in procs if p.is_alive()]
+            for proc in procs:
+                if (
+                    proc.is_alive()
+                    or proc.exitcode in (0, 130, None)
+                    or getattr(proc, "_codenas_seen", False)
+                ):
+                    continue
+                proc._codenas_seen = True  # type: ignore[attr-defined]
+                self.died.append(int(proc.exitcode or 0))
+                if proc.exitcode == 2:
+                    continue  # the worker printed its one-line error
+                if _held_a_trial(self.study, self.start, proc.pid):
+                    self.deaths.append(time.monotonic())
+                    what = (
+                        "its trial is retried once the heartbeat grace period "
+                        f"({self.grace} s) has passed"
+                    )
+                else:
+                    what = "it held no trial"
+                msg = (
+                    f"codenas: warning: {proc.name} (pid {proc.pid}) died with exit code "
+                    f"{proc.exitcode}; {what}"
+                )
+                (self.bar.write if self.bar else print)(msg, file=sys.stderr)
+            if self.bar is not None:
+                done, failed, pruned, _ = _counts(self.study, self.start)
+                self.bar.n = min(self.n_trials, done + failed + pruned)
+                self.bar.set_postfix(
+                    failed=failed, pruned=pruned, workers=len(alive) + self.own, refresh=False
+                )
+                self.bar.refresh()
+            return alive
 
 
 def _stop_once(signum: int, frame: Any) -> None:
@@ -113,6 +199,7 @@ def run_workers(
 ) -> Any:
     """Run ``n_trials`` more trials of ``config`` with ``workers`` processes on this machine.
 
+    This process is one of them (worker 0); the ``workers - 1`` others are separate processes.
     ``enqueue`` lists trial parameters to evaluate first (they count towards ``n_trials``),
     as in :func:`codenas.search.run`. After Ctrl-C or SIGTERM each worker records its running
     trial as failed (its run KILLED) and exits; one still alive ``stop_timeout`` seconds later
@@ -149,7 +236,7 @@ def run_workers(
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
 
-    ctx = mp.get_context("spawn")
+    ctx = forkserver.context()
     tickets = ctx.Value("i", n_trials)
     data = config.to_dict()
 
@@ -162,7 +249,6 @@ def run_workers(
         proc.start()
         return proc
 
-    procs: list[mp.process.BaseProcess] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -173,46 +259,41 @@ def run_workers(
             file=sys.stderr,
         )
         bar = tqdm(total=n_trials, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
-    deaths: list[float] = []  # when workers died holding a trial (a stale trial to wait out)
-    died: list[int] = []  # exit codes of workers that died abnormally
+    watch = _Watch(study, start, n_trials, config.study.grace_period, bar)
+    procs = watch.procs
     replaced = 0
     finished_then = 0
     interrupted = failed = False
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # As in a worker: the first Ctrl-C/SIGTERM stops this process's own trial (worker 0), the
+    # ones after it must not break off that trial's bookkeeping nor the workers' clean-up.
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
+    # The other workers are started from a thread: the fork server may still be importing
+    # (it answers once it has), and this process meanwhile runs trials as worker 0.
+    starter = threading.Thread(
+        target=lambda: [procs.append(spawn(i)) for i in range(1, workers)],
+        name="codenas-start-workers",
+        daemon=True,
+    )
+    watcher = threading.Thread(
+        target=watch.run_until_stopped, args=(poll,), name="codenas-watch", daemon=True
+    )
     try:
-        procs.extend(spawn(i) for i in range(workers))
+        starter.start()
+        watcher.start()
+        try:
+            _run_worker_zero(config, tickets, workers, source)
+        finally:
+            watch.own = 0
+            watch.stopped.set()
+            watcher.join()
+            starter.join()
         while True:
-            alive = [p for p in procs if p.is_alive()]
-            for proc in procs:
-                if (
-                    not proc.is_alive()
-                    and proc.exitcode not in (0, 130, None)
-                    and not getattr(proc, "_codenas_seen", False)
-                ):
-                    proc._codenas_seen = True  # type: ignore[attr-defined]
-                    died.append(int(proc.exitcode or 0))
-                    if proc.exitcode == 2:
-                        continue  # the worker printed its one-line error
-                    if _held_a_trial(study, start, proc.pid):
-                        deaths.append(time.monotonic())
-                        what = (
-                            "its trial is retried once the heartbeat grace period "
-                            f"({config.study.grace_period} s) has passed"
-                        )
-                    else:
-                        what = "it held no trial"
-                    msg = (
-                        f"codenas: warning: {proc.name} (pid {proc.pid}) died with exit code "
-                        f"{proc.exitcode}; {what}"
-                    )
-                    (bar.write if bar else print)(msg, file=sys.stderr)  # type: ignore[operator]
-            if bar is not None:
-                done, failed, pruned, _ = _counts(study, start)
-                bar.n = min(n_trials, done + failed + pruned)
-                bar.set_postfix(failed=failed, pruned=pruned, workers=len(alive), refresh=False)
-                bar.refresh()
+            alive = watch.check()
             if not alive:
                 finished = sum(_counts(study, start)[:3])
+                died, deaths = watch.died, watch.deaths
                 if died and (finished == finished_then or replaced >= 3):
                     raise WorkerError(
                         f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
@@ -238,7 +319,9 @@ def run_workers(
                         procs.append(spawn(workers, drain=tickets.value <= 0))
                         continue
                 break
-            time.sleep(poll)
+            # Back as soon as a worker exits (the end of the search, most often), else in
+            # ``poll`` seconds to redraw the bar.
+            mp.connection.wait([p.sentinel for p in alive], timeout=poll)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -247,7 +330,6 @@ def run_workers(
     finally:
         # A second Ctrl-C must not cut the clean-up short: each worker gets a bounded time to
         # record its trial, then is killed, and every one is joined (no orphan, no zombie).
-        previous_int = signal.getsignal(signal.SIGINT)
         _ignore_stops()
         try:
             killed = _stop_workers(procs, study, start, stop_timeout)
@@ -260,8 +342,8 @@ def run_workers(
                 # The workers updated the front; redraw it only if one of them died.
                 wrap_up(study, tracker, status=status, front=bool(killed or replaced))
         finally:
-            signal.signal(signal.SIGINT, previous_int)
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if interrupted:
         raise KeyboardInterrupt
     import optuna

@@ -311,14 +311,17 @@ def study_totals(study: optuna.Study) -> dict[str, float]:
 def wrap_up(study: optuna.Study, tracker: Tracker, *, status: str, front: bool = True) -> None:
     """The tracker's end-of-search steps, each attempted on its own (see :func:`attempt`).
 
-    Runs left RUNNING are ended (``reconcile``), the front is brought up to date (``front``),
-    and, if no worker of the study is running any more (:func:`no_trial_running`), the study's
-    record is ended with ``status`` (FINISHED, KILLED after Ctrl-C, FAILED) and its totals.
+    Runs left RUNNING are ended (``reconcile``). If no worker of the study is running any more
+    (:func:`no_trial_running`), this process was the last one: it brings the front's files up
+    to date (``front``; a worker still running does so when it ends, and the front's tags are
+    current after every trial anyway) and ends the study's record with ``status`` (FINISHED,
+    KILLED after Ctrl-C, FAILED) and its totals.
     """
     attempt("ending the runs of finished trials (reconcile)", tracker.reconcile)
-    if front:
+    last = no_trial_running(study)
+    if front and last:
         attempt("updating the Pareto front", tracker.update_front, study, final=True)
-    if no_trial_running(study):
+    if last:
         attempt(
             f"marking the study's parent run {status}",
             tracker.finish_study,

@@ -199,8 +199,10 @@ def make_client(tracking_uri: str, retry_for: float | None = None) -> Any:
     from mlflow.tracking import MlflowClient
 
     from codenas.search import _sqlite
+    from codenas.tracking import fresh_db
 
     _quiet_mlflow()  # after the import: importing mlflow configures its loggers
+    fresh_db.seed(tracking_uri)  # a new local file without MLflow's ~0.8 s of migrations
     _sqlite.tune(tracking_uri)
 
     try:

@@ -212,11 +212,15 @@ def test_workers_on_sqlite_share_one_budget_and_survive_a_kill(tmp_path: Path) -
     proc = codenas(
         "search", str(cfg), "--no-progress", "--trials", "6", "--workers", "2", cwd=tmp_path
     )
+    # The command's own process is worker 0; the victim is the other worker.
     first = wait_for_trial(
-        storage, name, lambda t: t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs
+        storage,
+        name,
+        lambda t: t.state.name == "RUNNING"
+        and "mlflow_run_id" in t.user_attrs
+        and not t.user_attrs["worker"].endswith(f":{proc.pid}"),
     )
     pid = int(first.user_attrs["worker"].rsplit(":", 1)[1])
-    assert pid != proc.pid
     os.kill(pid, signal.SIGKILL)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -227,6 +231,7 @@ def test_workers_on_sqlite_share_one_budget_and_survive_a_kill(tmp_path: Path) -
     assert Counter(t.state.name for t in study.trials) == {"COMPLETE": 6, "FAIL": 1}
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) >= 2
+    assert any(w.endswith(f":{proc.pid}") for w in workers), "the command is worker 0"
     # The parent run ended once, when no worker was left, with the study's totals.
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name(name)
