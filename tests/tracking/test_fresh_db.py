@@ -20,9 +20,15 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def _schema(path: Path) -> list[tuple[str, str]]:
+def _schema(path: Path) -> list[tuple[str, list[str]]]:
+    """Every table's and index's definition, its lines sorted: MLflow's own migrations list a
+    table's constraints in an order that varies from one run to the next (hash seeds)."""
     with sqlite3.connect(path) as con:
-        return sorted(con.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        rows = con.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+        return sorted(
+            (name, sorted(line.strip().rstrip(",") for line in sql.splitlines()))
+            for name, sql in rows
+        )
 
 
 def _rows(path: Path, table: str, columns: str) -> list[tuple]:
