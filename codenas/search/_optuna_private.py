@@ -11,6 +11,13 @@ duplicates.
 :func:`set_trial_user_attrs` is the other gap: a sampler's ``before_trial`` gets a
 ``FrozenTrial`` and no public way to write to the live trial (for the code-guided sampler,
 ``search/samplers/code.py``, whose own copy of this function can import this one).
+
+Two reads on every trial's path are cheaper here than through the public API, with the same
+result: :func:`best_trials` is ``study.best_trials`` without its deep copy of every trial
+(which made each trial's bookkeeping grow with the study: 13 ms a trial at 30 trials, on two
+cores), and :func:`stored_trial` is the frozen form Optuna already holds for a live trial,
+where the public way re-reads every running trial from the storage.
+``tests/search/test_trust.py`` checks both against the public API on real studies.
 """
 
 from __future__ import annotations
@@ -54,3 +61,29 @@ def set_trial_user_attrs(
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
         trial.set_user_attr(key, value)
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """``study.best_trials`` (feasible non-dominated COMPLETE trials), read once and not
+    deep-copied: the trials are the storage's own, not to be modified."""
+    from optuna.study._constrained_optimization import _is_constrained_optimization
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    trials = study.get_trials(deepcopy=False)
+    return _get_pareto_front_trials_by_trials(
+        trials, study.directions, consider_constraint=_is_constrained_optimization(trials)
+    )
+
+
+def stored_trial(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The frozen form of the live ``trial`` as it was when it started (its system attributes:
+    the retry history), without a storage read; read publicly if this Optuna has no cache."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    if cached is not None:
+        return cached
+    import optuna
+
+    for frozen in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if frozen.number == trial.number:
+            return frozen
+    raise LookupError(f"trial {trial.number} is not running")

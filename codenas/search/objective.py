@@ -29,9 +29,10 @@ _log = logging.getLogger(__name__)
 
 def retry_of(trial: optuna.Trial) -> int | None:
     """The number of the trial that ``trial`` re-runs after its worker died, if any."""
-    from codenas.search.storage import retried_trial_number, running_trial
+    from codenas.search._optuna_private import stored_trial
+    from codenas.search.storage import retried_trial_number
 
-    return retried_trial_number(running_trial(trial))
+    return retried_trial_number(stored_trial(trial))
 
 
 class Objective:

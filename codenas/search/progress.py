@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from codenas.search._optuna_private import best_trials
+
 if TYPE_CHECKING:
     import optuna
 
@@ -65,7 +67,7 @@ class ProgressBar:
     def postfix(self, study: optuna.Study) -> str:
         """``front=N, best of each: a=.., b=..``: each objective's best value on the front,
         from whichever member has it (not one trial's values), then failures and prunings."""
-        front = study.best_trials
+        front = best_trials(study)
         parts = [f"front={len(front)}"]
         if front:
             best = []

@@ -114,16 +114,6 @@ def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
     return None if number is None else int(number)
 
 
-def running_trial(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
-    """The stored (frozen) form of the live ``trial``, read through the public study API."""
-    import optuna
-
-    for frozen in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if frozen.number == trial.number:
-            return frozen
-    raise LookupError(f"trial {trial.number} is not running")
-
-
 def enqueue(
     study: optuna.Study, params: dict[str, Any], user_attrs: dict[str, Any] | None = None
 ) -> int:

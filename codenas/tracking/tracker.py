@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import TrackingUnavailable
+from codenas.search._optuna_private import best_trials
 from codenas.search.samplers import code as code_sampler
 from codenas.search.samplers import lineage
 from codenas.search.storage import CREATED_ATTR, worker_id
@@ -284,7 +285,7 @@ class MlflowTracker:
         run_id = self._run_id(trial)
         if run_id is None:  # the trial failed before its run was opened (e.g. in sampling)
             run_id = self._open_run(trial.number, worker_id())
-        best = study.best_trials
+        best = best_trials(study)
         in_front = any(t.number == trial.number for t in best)
         state = trial.state.name
         tags = {"codenas.state": state, "codenas.pareto": "true" if in_front else "false"}
@@ -359,7 +360,7 @@ class MlflowTracker:
         """
         from codenas.search import pareto
 
-        best = study.best_trials if best is None else best
+        best = best_trials(study) if best is None else best
         front = {t.number for t in best}
         for t in study.get_trials(deepcopy=False):
             run_id = self._run_id(t)

@@ -357,8 +357,11 @@ def test_bad_sampler_option_is_one_line_and_exit_2(
 
 @pytest.mark.slow
 def test_two_workers_share_the_warm_start_and_the_moves(tmp_path: Path) -> None:
+    # Trials of about half a second: the command's own process (worker 0) starts first and
+    # would run a handful of one-epoch trials alone before the other worker has forked.
+    args = [*cli_args(tmp_path, 6), "--set", "train.epochs=40", "--workers", "2"]
     proc = subprocess.run(
-        [sys.executable, "-m", "codenas.cli", *cli_args(tmp_path, 6), "--workers", "2"],
+        [sys.executable, "-m", "codenas.cli", *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -126,7 +127,16 @@ def test_search_all_runs_pages_through_every_result(mlflow_uri: str) -> None:
 
 # ----------------------------------------------------------------------------- private APIs
 
-PRIVATE = ("._trial_id", "._storage", "system_attrs", '"failed_trial"', '"fixed_params"')
+PRIVATE = (
+    "._trial_id",
+    "._storage",
+    "._cached_frozen_trial",
+    "study._multi_objective",
+    "study._constrained_optimization",
+    "system_attrs",
+    '"failed_trial"',
+    '"fixed_params"',
+)
 
 
 def test_no_private_optuna_access_outside_its_one_module() -> None:
@@ -165,6 +175,65 @@ def test_a_sampler_can_still_write_the_live_trials_user_attrs(tmp_path: Path) ->
     study.optimize(lambda t: seen.append(t.user_attrs) or 0.0, n_trials=1)
     assert seen == [{"codenas.rule": "test"}]
     assert study.trials[0].user_attrs == {"codenas.rule": "test"}
+
+
+def test_best_trials_is_optunas_front_without_the_copy(tmp_path: Path) -> None:
+    """The same front as ``study.best_trials``: constrained (infeasible trials left out),
+    unconstrained, ties kept, failed trials ignored."""
+    from codenas.search._optuna_private import best_trials
+
+    def numbers(trials: list[optuna.trial.FrozenTrial]) -> list[int]:
+        return sorted(t.number for t in trials)
+
+    rng = np.random.default_rng(0)
+    for constrained in (False, True):
+        study = optuna.create_study(
+            storage=f"sqlite:///{tmp_path / f'front{constrained}.db'}",
+            directions=["maximize", "minimize"],
+        )
+        assert best_trials(study) == []
+        for i in range(40):
+            trial = study.ask()
+            if i % 9 == 4:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            if constrained:
+                trial.set_constraint("c", float(rng.normal()))
+            values = (round(float(rng.random()), 1), round(float(rng.random()), 1))
+            study.tell(trial, values)
+        study.tell(study.ask(), study.best_trials[0].values)  # a tie on the front
+        expected = numbers(study.best_trials)
+        assert numbers(best_trials(study)) == expected and len(expected) >= 2
+
+
+def test_stored_trial_gives_the_retry_history_without_a_read(tmp_path: Path) -> None:
+    from codenas.search._optuna_private import stored_trial
+    from codenas.search.storage import retried_trial_number
+
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'retry.db'}",
+        heartbeat_interval=1,
+        grace_period=1,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+    )
+    study = optuna.create_study(storage=storage)
+    with pytest.warns(UserWarning):
+        stale = study.ask()  # RUNNING with one heartbeat, then none: stale after the grace
+    storage.record_heartbeat(stale._trial_id)
+    time.sleep(2.5)
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        public = next(
+            t
+            for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            if t.number == trial.number
+        )
+        seen.append((retried_trial_number(stored_trial(trial)), retried_trial_number(public)))
+        return 0.0
+
+    study.optimize(objective, n_trials=2)  # the first trial run is the stale one's retry
+    assert seen == [(0, 0), (None, None)]
 
 
 # ----------------------------------------------------------------------------- queues

@@ -44,7 +44,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from codenas.errors import ConfigError, unknown_name_message
-from codenas.search._optuna_private import queued_params, set_trial_user_attrs
+from codenas.search._optuna_private import best_trials, queued_params, set_trial_user_attrs
 from codenas.search.samplers import moves as rules
 from codenas.search.samplers.moves import LayerUsage, Move, usage_from_attr
 
@@ -392,7 +392,7 @@ class CodeSampler(BaseSampler):
         coded = [(t, u) for t in done if (u := usage_from_attr(t.user_attrs.get(LAYERS_ATTR)))]
         if not coded:
             return [], set(), None
-        front = {t.number for t in study.best_trials}
+        front = {t.number for t in best_trials(study)}
         signs = [
             -1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions
         ]
