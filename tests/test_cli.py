@@ -194,3 +194,22 @@ def test_a_search_finds_the_mlflow_tracker_without_importing_tracking(tmp_path: 
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "True"
     assert (tmp_path / "mlflow.db").exists()
+
+
+def test_the_console_script_keeps_mains_exit_status_and_output(tmp_path: Path) -> None:
+    """``python -m codenas`` (the console script's entry) exits with main's status after its
+    quick teardown, with everything it printed flushed."""
+    bad = subprocess.run(
+        [sys.executable, "-m", "codenas", "search", "--trials", "0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "codenas: error: --trials: must be at least 1, got 0"
+    ]
+    listing = subprocess.run(
+        [sys.executable, "-m", "codenas", "spaces"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert listing.returncode == 0 and "mlp" in listing.stdout

@@ -222,6 +222,8 @@ def run(
                 )
                 if objective.last_retry is not None and not retries_only:
                     budget.give_back()  # re-running a dead worker's trial is not a new trial
+        if tracker is not None and not tracker.down:
+            flush_tracker(tracker)  # the last trials' background writes (a lost backend raises)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -238,6 +240,14 @@ def run(
     if objective.fatal is not None:
         raise objective.fatal
     return study
+
+
+def flush_tracker(tracker: Tracker) -> None:
+    """``tracker.flush()``, for trackers that write in the background (a tracker without the
+    method writes synchronously: nothing to wait for)."""
+    flush = getattr(tracker, "flush", None)
+    if flush is not None:
+        flush()
 
 
 def attempt(what: str, step: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
@@ -317,6 +327,9 @@ def wrap_up(study: optuna.Study, tracker: Tracker, *, status: str, front: bool =
     current after every trial anyway) and ends the study's record with ``status`` (FINISHED,
     KILLED after Ctrl-C, FAILED) and its totals.
     """
+    # Writes still queued in the background first: reconcile must not take the runs they end
+    # for runs left behind (after Ctrl-C, the interrupted trial's callback is among them).
+    attempt("writing the last trials' tracking records", flush_tracker, tracker)
     attempt("ending the runs of finished trials (reconcile)", tracker.reconcile)
     last = no_trial_running(study)
     if front and last:

@@ -7,5 +7,5 @@ the server has them already (MLflow's client, its SQL store and the Alembic mach
 checks a database's schema with: ~1.5 s on two cores).
 """
 
-import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+import mlflow.store.tracking.sqlalchemy_store
 import mlflow.tracking  # noqa: F401

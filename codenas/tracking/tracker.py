@@ -53,6 +53,7 @@ from codenas.tracking.client import (
     quote,
     search_all_runs,
 )
+from codenas.tracking.writer import BackgroundWriter
 
 _log = logging.getLogger(__name__)
 
@@ -107,6 +108,9 @@ class MlflowTracker:
         # Set once the backend stayed unreachable: later callbacks then skip MLflow instead
         # of waiting out the back-off again for every trial.
         self.down = False
+        # Ending a trial's run and the Pareto tags are written off the trial's critical path
+        # (tracking.background; codenas/tracking/writer.py), in order, flushed by flush().
+        self._writer = BackgroundWriter() if config.tracking.writes_in_background else None
         self.reconcile()
 
     # ----------------------------------------------------------------------- parent run
@@ -210,6 +214,7 @@ class MlflowTracker:
         """
         from mlflow.entities import Param
 
+        self._raise_pending()  # a background write that found MLflow down stops the search here
         extra: dict[str, str] = {}
         if retry_of is not None:
             extra["codenas.retry_of_trial"] = str(retry_of)
@@ -256,6 +261,7 @@ class MlflowTracker:
         """Log a trial's metrics to its run; called by the objective before it returns."""
         from mlflow.entities import Metric
 
+        self._raise_pending()
         run_id = trial.user_attrs[RUN_ATTR]
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
@@ -264,7 +270,32 @@ class MlflowTracker:
         self._metrics_logged.add(trial.number)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Optuna callback: end the trial's run with its state, refresh the Pareto tags."""
+        """Optuna callback: end the trial's run with its state, refresh the Pareto tags.
+
+        With ``tracking.background`` (the default) this is queued for the background writer
+        and the next trial starts at once; :meth:`flush` waits for it.
+        """
+        if self.down:
+            return
+        self._raise_pending()
+        if self._writer is not None:
+            self._writer.submit(self._end_trial, study, trial)
+        else:
+            self._end_trial(study, trial)
+
+    def flush(self) -> None:
+        """Wait for the background writes, then raise the ``TrackingUnavailable`` one of them
+        met (the search then stops as when a synchronous write meets it)."""
+        if self._writer is not None:
+            self._writer.flush()
+        self._raise_pending()
+
+    def _raise_pending(self) -> None:
+        if self._writer is not None and self._writer.error is not None:
+            err, self._writer.error = self._writer.error, None
+            raise err
+
+    def _end_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.down:
             return
         try:

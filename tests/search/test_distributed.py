@@ -216,9 +216,11 @@ def test_workers_on_sqlite_share_one_budget_and_survive_a_kill(tmp_path: Path) -
     first = wait_for_trial(
         storage,
         name,
-        lambda t: t.state.name == "RUNNING"
-        and "mlflow_run_id" in t.user_attrs
-        and not t.user_attrs["worker"].endswith(f":{proc.pid}"),
+        lambda t: (
+            t.state.name == "RUNNING"
+            and "mlflow_run_id" in t.user_attrs
+            and not t.user_attrs["worker"].endswith(f":{proc.pid}")
+        ),
     )
     pid = int(first.user_attrs["worker"].rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)

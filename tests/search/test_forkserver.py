@@ -26,6 +26,9 @@ def _report(conn) -> None:  # runs in the forked worker
             "heavy": sorted(m for m in HEAVY if m in sys.modules),
             "frozen": gc.get_freeze_count(),
             "ppid": os.getppid(),
+            # A fork server that initialised CUDA would leave its workers unable to use it
+            # ("Cannot re-initialize CUDA in forked subprocess"). Trivially false on a CPU.
+            "cuda": sys.modules["torch"].cuda.is_initialized(),
         }
     )
     conn.close()
@@ -52,6 +55,7 @@ def test_a_worker_forked_from_the_server_starts_with_the_heavy_modules_imported(
     assert proc.exitcode == 0
     assert got["heavy"] == sorted(HEAVY)  # imported once by the server, not by the worker
     assert got["frozen"] > 100_000  # the preloaded objects sit in the permanent generation
+    assert got["cuda"] is False
     assert got["ppid"] != os.getpid()  # a child of the fork server, not of this process
     server_pid = got["ppid"]
     forkserver.stop()
