@@ -109,3 +109,48 @@ def test_ctrl_c_with_workers_ends_every_trial_and_leaves_no_process(tmp_path: Pa
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")
     assert parent.info.status == "KILLED" and parent.info.end_time is not None
     assert parent.data.metrics["trials_failed"] == len(interrupted)
+
+
+def test_sigterm_to_the_command_alone_stops_worker_zero_and_the_others(tmp_path: Path) -> None:
+    """A scheduler stops the job with SIGTERM to the command's process only. That process runs
+    trials itself (worker 0): its trial and the other worker's are both recorded as
+    interrupted, the fork server and the worker are gone, and the command exits 130."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "sigterm-workers"
+    cfg = write_config(tmp_path, name, storage, tracking, [])
+    proc = codenas_cli(
+        "search",
+        str(cfg),
+        "--no-progress",
+        "--trials",
+        "50",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    workers: set[str] = set()
+
+    def both_in_a_trial(t: optuna.trial.FrozenTrial) -> bool:
+        if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs:
+            workers.add(t.user_attrs["worker"])
+        return len(workers) == 2
+
+    wait_for_trial(storage, name, both_in_a_trial)
+    assert any(w.endswith(f":{proc.pid}") for w in workers), "the command is worker 0"
+    proc.send_signal(signal.SIGTERM)  # to the command only, not its group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(proc.pid), "a worker or the fork server outlived the command"
+    study, by_trial = check_tracking(storage, name, tracking)
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "FAIL"}
+    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
+    # Each worker in a trial when the signal came fails it (one between trials has none).
+    assert interrupted and {t.user_attrs["worker"] for t in interrupted} <= workers
+    for trial in interrupted:
+        assert trial.user_attrs.get("fail_reason") == "interrupted (Ctrl-C or SIGTERM)"
+        assert by_trial[trial.number].info.status == "KILLED"
