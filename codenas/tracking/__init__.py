@@ -6,8 +6,12 @@ module         what it holds
 client.py      the MLflow client with bounded retries and warnings; experiments; run creation
 tracker.py     :class:`MlflowTracker`, registered as the search's ``"mlflow"`` tracker: one
                parent run per study, one nested run per trial, the Pareto front kept in step
+writer.py      the background thread that ends trials' runs off the critical path
+fresh_db.py    a new local SQLite database copied from a cached empty one (no migrations)
+preload.py     what a ``--workers`` fork server imports for this tracker (entry point)
 runs.py        the runs of the steps after a search: picking, right-sizing, training, reports
 links.py       links into the MLflow UI
+editing.py     the runs of ``codenas erase`` and ``codenas distil``
 =============  ==============================================================================
 
 The search (:mod:`codenas.search`) calls the tracker only through the interface it owns
