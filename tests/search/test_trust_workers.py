@@ -64,60 +64,12 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_ctrl_c_with_workers_ends_every_trial_and_leaves_no_process(tmp_path: Path) -> None:
+def _two_workers_in_a_trial(tmp_path: Path, name: str):
+    """``codenas search --workers 2`` in its own process group (as a terminal gives a
+    command), once both workers run a trial. Returns the process, both stores' URLs and the
+    two workers' ids."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    name = "interrupted-workers"
-    cfg = write_config(tmp_path, name, storage, tracking, [])
-    proc = codenas_cli(
-        "search",
-        str(cfg),
-        "--no-progress",
-        "--trials",
-        "50",
-        "--workers",
-        "2",
-        cwd=tmp_path,
-        start_new_session=True,  # its own process group, as a terminal gives a command
-    )
-    workers: set[str] = set()
-
-    def both_in_a_trial(t: optuna.trial.FrozenTrial) -> bool:
-        if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs:
-            workers.add(t.user_attrs["worker"])
-        return len(workers) == 2
-
-    wait_for_trial(storage, name, both_in_a_trial)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group gets SIGINT
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    deadline = time.monotonic() + 10
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _group_alive(proc.pid), "a worker outlived the command"
-
-    study, by_trial = check_tracking(storage, name, tracking)
-    states = {t.state.name for t in study.trials}
-    assert states <= {"COMPLETE", "FAIL"}, states  # nothing left RUNNING
-    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
-    assert len(interrupted) >= 1
-    for trial in interrupted:
-        assert trial.user_attrs.get("fail_reason") == "interrupted (Ctrl-C or SIGTERM)"
-        assert by_trial[trial.number].info.status == "KILLED"
-    client = MlflowClient(tracking)
-    experiment = client.get_experiment_by_name(name)
-    (parent,) = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")
-    assert parent.info.status == "KILLED" and parent.info.end_time is not None
-    assert parent.data.metrics["trials_failed"] == len(interrupted)
-
-
-def test_sigterm_to_the_command_alone_stops_worker_zero_and_the_others(tmp_path: Path) -> None:
-    """A scheduler stops the job with SIGTERM to the command's process only. That process runs
-    trials itself (worker 0): its trial and the other worker's are both recorded as
-    interrupted, the fork server and the worker are gone, and the command exits 130."""
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    name = "sigterm-workers"
     cfg = write_config(tmp_path, name, storage, tracking, [])
     proc = codenas_cli(
         "search",
@@ -138,14 +90,48 @@ def test_sigterm_to_the_command_alone_stops_worker_zero_and_the_others(tmp_path:
         return len(workers) == 2
 
     wait_for_trial(storage, name, both_in_a_trial)
-    assert any(w.endswith(f":{proc.pid}") for w in workers), "the command is worker 0"
-    proc.send_signal(signal.SIGTERM)  # to the command only, not its group
+    return proc, storage, tracking, workers
+
+
+def _exits_130_and_leaves_no_process(proc) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     deadline = time.monotonic() + 10
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _group_alive(proc.pid), "a worker or the fork server outlived the command"
+
+
+def test_ctrl_c_with_workers_ends_every_trial_and_leaves_no_process(tmp_path: Path) -> None:
+    name = "interrupted-workers"
+    proc, storage, tracking, _ = _two_workers_in_a_trial(tmp_path, name)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group gets SIGINT
+    _exits_130_and_leaves_no_process(proc)
+
+    study, by_trial = check_tracking(storage, name, tracking)
+    states = {t.state.name for t in study.trials}
+    assert states <= {"COMPLETE", "FAIL"}, states  # nothing left RUNNING
+    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(interrupted) >= 1
+    for trial in interrupted:
+        assert trial.user_attrs.get("fail_reason") == "interrupted (Ctrl-C or SIGTERM)"
+        assert by_trial[trial.number].info.status == "KILLED"
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(name)
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")
+    assert parent.info.status == "KILLED" and parent.info.end_time is not None
+    assert parent.data.metrics["trials_failed"] == len(interrupted)
+
+
+def test_sigterm_to_the_command_alone_stops_worker_zero_and_the_others(tmp_path: Path) -> None:
+    """A scheduler stops the job with SIGTERM to the command's process only. That process runs
+    trials itself (worker 0): its trial and the other worker's are both recorded as
+    interrupted, the fork server and the worker are gone, and the command exits 130."""
+    name = "sigterm-workers"
+    proc, storage, tracking, workers = _two_workers_in_a_trial(tmp_path, name)
+    assert any(w.endswith(f":{proc.pid}") for w in workers), "the command is worker 0"
+    proc.send_signal(signal.SIGTERM)  # to the command only, not its group
+    _exits_130_and_leaves_no_process(proc)
     study, by_trial = check_tracking(storage, name, tracking)
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "FAIL"}
     interrupted = [t for t in study.trials if t.state.name == "FAIL"]
