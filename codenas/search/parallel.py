@@ -335,11 +335,13 @@ def run_workers(
             killed = _stop_workers(procs, study, start, stop_timeout)
             if bar is not None:
                 bar.close()
-            if tracker is not None and not tracker.down:
+            # Every worker that ended normally ran the end-of-search steps itself, the last one
+            # ending the study's record; they are left to this process only when one did not.
+            abnormal = interrupted or failed or bool(killed or replaced or watch.died)
+            if tracker is not None and not tracker.down and abnormal:
                 from codenas.search.study import wrap_up
 
                 status = "KILLED" if interrupted else "FAILED" if failed else "FINISHED"
-                # The workers updated the front; redraw it only if one of them died.
                 wrap_up(study, tracker, status=status, front=bool(killed or replaced))
         finally:
             for sig, handler in previous.items():

@@ -140,3 +140,27 @@ def test_sigterm_to_the_command_alone_stops_worker_zero_and_the_others(tmp_path:
     for trial in interrupted:
         assert trial.user_attrs.get("fail_reason") == "interrupted (Ctrl-C or SIGTERM)"
         assert by_trial[trial.number].info.status == "KILLED"
+
+
+def test_a_normal_two_worker_search_ends_its_record_once(tmp_path: Path) -> None:
+    """Each worker runs the end-of-search steps itself; the last one ends the parent run with
+    the totals and draws the final front, and the command adds no second copy of either."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "two-workers-once"
+    cfg = write_config(tmp_path, name, storage, tracking, [])
+    proc = codenas_cli(
+        "search", str(cfg), "--no-progress", "--trials", "6", "--workers", "2", cwd=tmp_path
+    )
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    study, _ = check_tracking(storage, name, tracking)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(name)
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`codenas.role` = 'study'")
+    assert parent.info.status == "FINISHED"
+    history = client.get_metric_history(parent.info.run_id, "trials_complete")
+    assert [(m.value, m.step) for m in history] == [(6.0, 6)]
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto_front.json", "pareto_front.csv", "pareto_front.png"} <= files
