@@ -99,3 +99,29 @@ def test_background_writes_default_to_tracking_servers_only(tmp_path: Path) -> N
         tmp_path, ["tracking.uri=http://127.0.0.1:5000", "tracking.background=false"]
     )
     assert not forced.tracking.writes_in_background
+
+
+def test_an_interrupted_search_flushes_the_queued_writes(tmp_path: Path) -> None:
+    """Ctrl-C after a trial (here raised by a callback that runs after the tracker's): every
+    trial that ran has its run ended, COMPLETE and FINISHED, when ``run`` re-raises; the end
+    of the interrupted trial's run was still queued when the interrupt came."""
+    name = "bg-interrupted"
+    config = make_config(
+        tmp_path,
+        [
+            f"study.name={name}",
+            f"tracking.experiment={name}",
+            "tracking.background=true",
+            "study.trials=5",
+        ],
+    )
+
+    def interrupt(study, trial) -> None:
+        if trial.number == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        codenas.search.run(config, callbacks=[interrupt])
+    runs = _runs(tmp_path, name)
+    assert [r[0] for r in runs] == [0, 1, 2]
+    assert {(status, state) for _, status, state, _, _ in runs} == {("FINISHED", "COMPLETE")}
