@@ -5,6 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server (``http://``, ``https://``), not a local store."""
+    return uri.startswith(("http://", "https://"))
+
+
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (database and http URLs alike)."""
     try:

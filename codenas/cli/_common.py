@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codenas.errors import CodenasError, ConfigError
+from codenas.urls import is_server
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 DEFAULT_TRACKING = "sqlite:///mlflow.db"
@@ -47,7 +48,7 @@ def next_steps(config: Any) -> None:
     storage = mask_url(config.study.storage)
     uri = config.tracking.uri
     print("\nnext:")
-    remote = uri.startswith(("http://", "https://"))
+    remote = is_server(uri)
     if not remote:
         print(f"  codenas ui --tracking-uri {mask_url(uri)}      (MLflow UI on 127.0.0.1:5000)")
     if config.tracking.enabled:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from codenas.cli._common import DEFAULT_TRACKING, existing_sqlite
+from codenas.urls import is_server
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import subprocess
 
     uri = args.tracking_uri
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         print(f"{uri} is already a tracking server: open it in a browser")
         return 0
     existing_sqlite(uri, "MLflow database", "--tracking-uri")

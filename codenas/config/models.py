@@ -11,6 +11,7 @@ from pydantic import Field, SerializeAsAny, ValidationError, field_validator, mo
 
 from codenas.errors import CodenasError, ConfigError
 from codenas.schema import Frozen
+from codenas.urls import is_server
 
 DEFAULT_CONFIG = "digits-mlp"
 SAMPLERS = ("tpe", "nsga2", "random", "gp", "code")
@@ -85,7 +86,7 @@ class TrackingConfig(Frozen):
         """``background``, or its default for this ``uri``."""
         if self.background is not None:
             return self.background
-        return self.uri.startswith(("http://", "https://"))
+        return is_server(self.uri)
 
 
 class TrainConfig(Frozen):

@@ -92,13 +92,11 @@ class _Watch:
     when one died holding a trial) and the progress bar, read from the study."""
 
     def __init__(self, study: Any, start: int, n_trials: int, grace: float, bar: Any) -> None:
-        self.study, self.start, self.n_trials, self.grace, self.bar = (
-            study,
-            start,
-            n_trials,
-            grace,
-            bar,
-        )
+        self.study = study
+        self.start = start
+        self.n_trials = n_trials
+        self.grace = grace
+        self.bar = bar
         self.procs: list[mp.process.BaseProcess] = []
         self.deaths: list[float] = []  # when workers died holding a trial (one to wait out)
         self.died: list[int] = []  # exit codes of workers that died abnormally
@@ -269,13 +267,14 @@ def run_workers(
     # ones after it must not break off that trial's bookkeeping nor the workers' clean-up.
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
+
     # The other workers are started from a thread: the fork server may still be importing
     # (it answers once it has), and this process meanwhile runs trials as worker 0.
-    starter = threading.Thread(
-        target=lambda: [procs.append(spawn(i)) for i in range(1, workers)],
-        name="codenas-start-workers",
-        daemon=True,
-    )
+    def start_others() -> None:
+        for index in range(1, workers):
+            procs.append(spawn(index))
+
+    starter = threading.Thread(target=start_others, name="codenas-start-workers", daemon=True)
     watcher = threading.Thread(
         target=watch.run_until_stopped, args=(poll,), name="codenas-watch", daemon=True
     )

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from codenas.tracking.client import make_client
-from codenas.urls import mask_url
+from codenas.urls import is_server, mask_url
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 """Prefix of the experiment tag that holds a shared view of the runs table (MLflow UI)."""
@@ -129,6 +129,6 @@ def front_links(tracking_uri: str, base: str) -> list[tuple[str, str, str]]:
 
 def ui_command(tracking_uri: str) -> str:
     """The shell command that opens the MLflow UI on ``tracking_uri``."""
-    if tracking_uri.startswith(("http://", "https://")):
+    if is_server(tracking_uri):
         return f"open {tracking_uri}"
     return f"mlflow ui --backend-store-uri {mask_url(tracking_uri)}"

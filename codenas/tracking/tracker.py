@@ -35,7 +35,7 @@ from codenas.search.samplers import code as code_sampler
 from codenas.search.samplers import lineage
 from codenas.search.storage import CREATED_ATTR, worker_id
 from codenas.search.tracker import register_tracker
-from codenas.urls import mask_url
+from codenas.urls import is_server, mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -272,8 +272,9 @@ class MlflowTracker:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna callback: end the trial's run with its state, refresh the Pareto tags.
 
-        With ``tracking.background`` (the default) this is queued for the background writer
-        and the next trial starts at once; :meth:`flush` waits for it.
+        With background writes (``tracking.background``; by default for a tracking server)
+        this is queued for the background writer and the next trial starts at once;
+        :meth:`flush` waits for it.
         """
         if self.down:
             return
@@ -514,7 +515,7 @@ class MlflowTracker:
 
     def runs_url(self) -> str | None:
         """The MLflow UI link to this experiment's runs table, for an http tracking URI."""
-        if self.uri.startswith(("http://", "https://")):
+        if is_server(self.uri):
             return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
         return None
 

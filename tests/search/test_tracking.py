@@ -20,6 +20,22 @@ from tests.servers import free_port
 
 
 @pytest.mark.parametrize(
+    ("uri", "server"),
+    [
+        ("http://127.0.0.1:5000", True),
+        ("https://mlflow.example.org", True),
+        ("sqlite:///mlflow.db", False),
+        ("postgresql://u:p@db/mlflow", False),
+        ("./mlruns", False),
+    ],
+)
+def test_a_tracking_server_is_told_from_a_local_store(uri: str, server: bool) -> None:
+    from codenas.urls import is_server
+
+    assert is_server(uri) is server
+
+
+@pytest.mark.parametrize(
     ("url", "masked"),
     [
         (
