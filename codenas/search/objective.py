@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from codenas.config import Config
 from codenas.errors import TrackingUnavailable
+from codenas.search import interrupts
 from codenas.search.samplers.code import LAYERS_ATTR
 from codenas.search.samplers.driver import inheritance_of
 from codenas.search.storage import worker_id
@@ -95,6 +96,7 @@ class Objective:
         spec: Spec | None = None
         origin = self.last_retry = retry_of(trial)
         try:
+            interrupts.arm()  # Ctrl-C/SIGTERM raise here, where the trial records them
             trial.set_user_attr("worker", worker_id())
             spec = self.space.sample(trial, self.data.input_shape, self.data.n_outputs)
             trial.set_user_attr("spec", spec.to_dict())
@@ -164,6 +166,8 @@ class Objective:
                         str(track_err)[:300],
                     )
             raise
+        finally:
+            interrupts.disarm()
 
 
 class Budget:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codenas.config import Config
+from codenas.search import interrupts
 from codenas.search.objective import Budget, Objective
 from codenas.search.storage import StaleTrialHandler, load_study, open_study, storage_for
 from codenas.search.tracker import DEFAULT_TRACKER, Tracker, make_tracker
@@ -202,41 +203,46 @@ def run(
     if tracker is not None:
         tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
     status = "FINISHED"
-    try:
-        with _quiet_optuna(quiet):
-            # One optimize call per trial: the budget is checked before each trial starts,
-            # so workers sharing it never overshoot, and Optuna's heartbeat still runs.
-            while objective.fatal is None:
-                if retries_only:
-                    if not _has_waiting(study):
+    # Ctrl-C and SIGTERM are raised inside the objective or between trials, never inside
+    # Optuna's ask/tell (codenas/search/interrupts.py); later ones wait for the clean-up.
+    with interrupts.search_signals():
+        try:
+            with _quiet_optuna(quiet):
+                # One optimize call per trial: the budget is checked before each trial starts,
+                # so workers sharing it never overshoot, and Optuna's heartbeat still runs.
+                while objective.fatal is None:
+                    interrupts.check()  # a Ctrl-C/SIGTERM that came between two trials
+                    if retries_only:
+                        if not _has_waiting(study):
+                            break
+                    elif not budget.take():
                         break
-                elif not budget.take():
-                    break
-                objective.last_retry = None
-                study.optimize(
-                    objective,
-                    n_trials=1,
-                    catch=(Exception,),
-                    callbacks=all_callbacks,
-                    gc_after_trial=False,
-                )
-                if objective.last_retry is not None and not retries_only:
-                    budget.give_back()  # re-running a dead worker's trial is not a new trial
-        if tracker is not None and not tracker.down:
-            flush_tracker(tracker)  # the last trials' background writes (a lost backend raises)
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except BaseException:
-        status = "FAILED"
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        if tracker is not None and not tracker.down:
-            # A Ctrl-C leaves the interrupted trial FAIL in Optuna with its run RUNNING:
-            # reconcile ends that run as KILLED before the process exits.
-            wrap_up(study, tracker, status="FAILED" if objective.fatal else status)
+                    objective.last_retry = None
+                    study.optimize(
+                        objective,
+                        n_trials=1,
+                        catch=(Exception,),
+                        callbacks=all_callbacks,
+                        gc_after_trial=False,
+                    )
+                    if objective.last_retry is not None and not retries_only:
+                        budget.give_back()  # re-running a dead worker's trial is not a new trial
+                interrupts.check()  # one that came during the last trial's bookkeeping
+            if tracker is not None and not tracker.down:
+                flush_tracker(tracker)  # the last trials' background writes (a lost backend raises)
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if tracker is not None and not tracker.down:
+                # A Ctrl-C leaves the interrupted trial FAIL in Optuna with its run RUNNING:
+                # reconcile ends that run as KILLED before the process exits.
+                wrap_up(study, tracker, status="FAILED" if objective.fatal else status)
     if objective.fatal is not None:
         raise objective.fatal
     return study
