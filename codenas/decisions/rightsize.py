@@ -57,7 +57,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from codenas.errors import ConfigError
-from codenas.search.samplers.moves import (  # the pure rule lives in the search layer
+from codenas.neuralcode import (
     DEFAULT_CKA_THRESHOLD,
     DEFAULT_MARGIN,
     LayerPlan,

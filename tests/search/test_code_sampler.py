@@ -29,8 +29,9 @@ from codenas.search.samplers import (
     report_layers,
     usage_from_attr,
 )
-from codenas.search.samplers import moves as rules
-from codenas.search.samplers.code import WARM_START_ATTR, select_spread, set_trial_user_attrs
+from codenas import neuralcode as rules
+from codenas.neuralcode import select_spread
+from codenas.search.samplers.code import WARM_START_ATTR, set_trial_user_attrs
 from codenas.spaces import build_model
 from codenas.spaces.mlp import MLPSpec
 from tests.conftest import tiny_overrides

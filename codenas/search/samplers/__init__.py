@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from codenas.neuralcode import LayerUsage, Move, usage_from_attr
 from codenas.search.samplers.code import (
     LAYERS_ATTR,
     PARAMS_ATTR,
@@ -25,7 +26,6 @@ from codenas.search.samplers.code import (
     check_options,
     make_base_sampler,
 )
-from codenas.search.samplers.moves import LayerUsage, Move, usage_from_attr
 
 __all__ = [
     "LAYERS_ATTR",

@@ -7,7 +7,7 @@ For each new trial, in ``before_trial``, the sampler decides one of:
    candidates drawn at random from the space and scored at initialisation (Abdelfattah et al.,
    ICLR 2021, "Zero-cost proxies for lightweight NAS": warm-up);
 2. **a move** (with probability ``move_probability``, once some COMPLETE trial recorded its
-   per-layer code): a rule of :mod:`codenas.search.samplers.moves` applied to a parent,
+   per-layer code): a rule of :mod:`codenas.neuralcode.rules` applied to a parent,
    Pareto-front members first, that gives an architecture no trial has had yet;
 3. otherwise nothing: every parameter comes from the ``base`` sampler (TPE by default). With
    no code signal the sampler *is* its base sampler, draw for draw.
@@ -28,7 +28,7 @@ User attributes (the contract, documented in docs/sampler.md):
 
 One sampler in one file (about 570 lines): the decision of each trial (warm start, move,
 base sampler), the option checks and the storage contract it reads and writes belong
-together; the pure rules are apart in ``moves.py``.
+together; the pure rules and Pareto ranking are apart in :mod:`codenas.neuralcode`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,16 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from codenas import neuralcode as rules
 from codenas.errors import ConfigError, unknown_name_message
+from codenas.neuralcode import (
+    LayerUsage,
+    Move,
+    domination_counts,
+    select_spread,
+    usage_from_attr,
+)
 from codenas.search._optuna_private import best_trials, queued_params, set_trial_user_attrs
-from codenas.search.samplers import moves as rules
-from codenas.search.samplers.moves import LayerUsage, Move, usage_from_attr
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -89,50 +95,6 @@ def make_base_sampler(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         return classes[name](seed=seed, **dict(options or {}))
-
-
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """``a`` dominates ``b`` (both already sign-flipped so that lower is better)."""
-    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
-        x < y for x, y in zip(a, b, strict=True)
-    )
-
-
-def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
-    """Non-domination rank of each point (0 = the front), every coordinate lower-better."""
-    n = len(points)
-    ranks = [-1] * n
-    left = set(range(n))
-    rank = 0
-    while left:
-        front = [i for i in left if not any(_dominates(points[j], points[i]) for j in left)]
-        for i in front:
-            ranks[i] = rank
-        left -= set(front)
-        rank += 1
-    return ranks
-
-
-def select_spread(scores: Sequence[Sequence[float]], k: int) -> list[int]:
-    """Indices of ``k`` candidates: best Pareto ranks first, spread evenly along each front.
-
-    ``scores`` are higher-better. Within a front that has more members than places left, the
-    members are sorted by their first score and taken at evenly spaced positions, so a front
-    of (zero-cost score, -size) yields small and large candidates, not only the largest.
-    """
-    ranks = pareto_ranks([[-s for s in row] for row in scores])
-    chosen: list[int] = []
-    for rank in range(max(ranks, default=-1) + 1):
-        front = sorted((i for i, r in enumerate(ranks) if r == rank), key=lambda i: -scores[i][0])
-        need = k - len(chosen)
-        if need <= 0:
-            break
-        if len(front) <= need:
-            chosen.extend(front)
-        else:
-            picks = np.unique(np.round(np.linspace(0, len(front) - 1, need)).astype(int))
-            chosen.extend(front[int(p)] for p in picks)
-    return chosen[:k]
 
 
 def rank_candidates(
@@ -397,7 +359,7 @@ class CodeSampler(BaseSampler):
             -1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions
         ]
         points = [[s * v for s, v in zip(signs, t.values, strict=True)] for t, _ in coded]
-        dominated_by = [sum(_dominates(q, p) for q in points) for p in points]
+        dominated_by = domination_counts(points)
         order = list(rng.permutation(len(coded)))
         order.sort(key=lambda i: (coded[i][0].number not in front, dominated_by[i]))
         acc = self._accuracy_index(study)
