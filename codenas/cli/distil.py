@@ -128,7 +128,10 @@ def _student(text: str, parse: Any) -> Any:
     except yaml.YAMLError:
         raw = None
     if isinstance(raw, dict):
-        raw.setdefault("input_shape", [1, 8, 8] if raw.get("space") == "cnn" else [1])
+        from codenas.spaces import SPACES
+
+        space = SPACES.get(str(raw["space"])) if raw.get("space") in SPACES else None
+        raw.setdefault("input_shape", list(space.example_input_shape if space else (1,)))
         raw.setdefault("n_outputs", 1)
         return parse(yaml.safe_dump(raw))
     if raw is None or not isinstance(raw, str):

@@ -357,7 +357,7 @@ def _section(raw: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
 def validate_config(raw: Any, source: str = "<config>") -> Config:
     """Validate a parsed YAML mapping into a :class:`Config` (see :func:`load_config`)."""
     from codenas.data import DATASETS
-    from codenas.spaces import SPACES
+    from codenas.spaces import DEFAULT_SPACE, SPACES
 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: the config must be a mapping, got {type(raw).__name__}")
@@ -366,7 +366,7 @@ def validate_config(raw: Any, source: str = "<config>") -> Config:
     space_raw = _section(raw, "space", source)
     try:
         entry = DATASETS.get(str(data_raw.get("name", "digits")))
-        space_cls = SPACES.get(str(space_raw.get("name", "mlp")))
+        space_cls = SPACES.get(str(space_raw.get("name", DEFAULT_SPACE)))
     except CodenasError as err:
         key = "data.name" if "dataset" in str(err) else "space.name"
         raise ConfigError(f"{source}: {key}: {err}") from None

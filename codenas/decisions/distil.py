@@ -61,12 +61,9 @@ from codenas.decisions.distil_defaults import DEFAULT_ALPHA, DEFAULT_HINT, DEFAU
 
 
 def _widths_field(spec: Spec) -> str:
-    from codenas.decisions.rightsize import WIDTH_FIELDS
+    from codenas.spaces import layers_field
 
-    field = WIDTH_FIELDS.get(spec.space)
-    if field is None:
-        raise ConfigError(f"distil knows the spaces mlp and cnn, not {spec.space!r}")
-    return field
+    return layers_field(spec.space)
 
 
 def depth_of(spec: Spec) -> int:

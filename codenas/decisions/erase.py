@@ -57,6 +57,7 @@ from codenas.metrics.erasure import (
     probe_accuracy_cv,
     probe_accuracy_split,
 )
+from codenas.spaces import fold_affine, layer_sizes, space_of
 
 if TYPE_CHECKING:
     from codenas.data import Dataset
@@ -99,13 +100,13 @@ def check_request(spec: Spec, data: Dataset, factor: str, layer: int | None) -> 
         )
     if factor not in data.factor_names:
         raise ConfigError("--factor: " + unknown_name_message("factor", factor, data.factor_names))
-    widths = _widths(spec)
-    n = len(widths)
+    n = len(_widths(spec))
     k = n - 1 if layer is None else int(layer)
     if not 0 <= k < n:
         raise ConfigError(f"--layer {layer}: the network has hidden layers 0..{n - 1}")
-    if spec.space == "cnn" and k < n - 1 and _pooled_by_max(spec, k):
-        allowed = [str(i) for i in range(n) if i == n - 1 or not _pooled_by_max(spec, i)]
+    space = space_of(spec)
+    if not space.foldable(spec, k):
+        allowed = [str(i) for i in range(n) if space.foldable(spec, i)]
         raise ConfigError(
             f"--layer {k}: block {k} is followed by 2x2 max pooling, through which an affine "
             f"eraser cannot be folded; erasable layers of this network: {', '.join(allowed)}"
@@ -114,27 +115,7 @@ def check_request(spec: Spec, data: Dataset, factor: str, layer: int | None) -> 
 
 
 def _widths(spec: Spec) -> list[int]:
-    if spec.space == "mlp":
-        return [int(w) for w in spec.widths]  # type: ignore[attr-defined]
-    if spec.space == "cnn":
-        return [int(c) for c in spec.channels]  # type: ignore[attr-defined]
-    raise ConfigError(f"erase and distil know the spaces mlp and cnn, not {spec.space!r}")
-
-
-def _pooled_by_max(spec: Spec, k: int) -> bool:
-    """Whether CNN block ``k`` (0-based) is followed by max pooling (as ``CNN`` builds it)."""
-    i = k + 1
-    every = int(spec.pool_every)  # type: ignore[attr-defined]
-    channels = spec.channels  # type: ignore[attr-defined]
-    if not (every > 0 and i % every == 0 and i < len(channels)):
-        return False
-    # Pooling only happens while the map is at least 2x2; before block k it was halved
-    # once per earlier pooled block.
-    h, w = spec.input_shape[1], spec.input_shape[2]
-    for j in range(1, i):
-        if j % every == 0 and min(h, w) >= 2:
-            h, w = -(-h // 2), -(-w // 2)
-    return min(h, w) >= 2 and spec.pool == "max"  # type: ignore[attr-defined]
+    return list(layer_sizes(spec))
 
 
 # ----------------------------------------------------------------------------- fit
@@ -231,44 +212,14 @@ def layer_moments(model: nn.Module, layer: int, x: torch.Tensor, z: NDArray[np.i
 # ----------------------------------------------------------------------------- fold
 
 
-def _next_reader(model: nn.Module, spec: Spec, layer: int) -> tuple[nn.Module, nn.Module | None]:
-    """The module that reads hidden layer ``layer`` next, and the batch norm behind it."""
-    n = len(model.hidden_layers)
-    if layer == n - 1:
-        return model.head, None
-    block = model.hidden_layers[layer + 1]
-    first = block[0]
-    norm = block[1] if len(block) > 1 and isinstance(block[1], nn.BatchNorm2d) else None
-    return first, norm
-
-
-@torch.no_grad()
 def fold_eraser(model: nn.Module, spec: Spec, layer: int, eraser: AffineEraser) -> nn.Module:
     """A copy of ``model`` whose layer after ``layer`` computes from ``eraser(layer's output)``.
 
     Same modules, same parameter count; only the next ``Linear``/``Conv2d``'s weight and bias
-    (or its batch norm's running mean) change. See the module docstring for the conv border.
+    (or its batch norm's running mean) change (:func:`codenas.spaces.fold_affine`). See the
+    module docstring for the conv border.
     """
-    edited = copy.deepcopy(model).cpu()
-    reader, norm = _next_reader(edited, spec, layer)
-    p = torch.as_tensor(eraser.matrix, dtype=torch.float64)
-    c = torch.as_tensor(eraser.bias, dtype=torch.float64)
-    w = reader.weight.detach().double()
-    if isinstance(reader, nn.Linear):
-        reader.weight.copy_((w @ p).to(reader.weight.dtype))
-        reader.bias.add_((w @ c).to(reader.bias.dtype))
-        return edited
-    if not isinstance(reader, nn.Conv2d):
-        raise ConfigError(f"cannot fold an eraser into a {type(reader).__name__}")
-    reader.weight.copy_(torch.einsum("oiuv,ij->ojuv", w, p).to(reader.weight.dtype))
-    shift = torch.einsum("oiuv,i->o", w, c)
-    if reader.bias is not None:
-        reader.bias.add_(shift.to(reader.bias.dtype))
-    elif norm is not None and norm.running_mean is not None:
-        norm.running_mean.sub_(shift.to(norm.running_mean.dtype))
-    else:
-        raise ConfigError("the conv after the erased layer has neither a bias nor a batch norm")
-    return edited
+    return fold_affine(model, spec, layer, eraser.matrix, eraser.bias)
 
 
 def with_eraser_module(
@@ -563,7 +514,7 @@ def erase(
     chained: dict[int, AffineEraser] = {}
     n_layers = len(_widths(source.spec))
     for i in range(k + 1, n_layers if downstream else k + 1):
-        if source.spec.space == "cnn" and i < n_layers - 1 and _pooled_by_max(source.spec, i):
+        if not space_of(source.spec).foldable(source.spec, i):
             continue
         chained[i] = fit_on(edited, i)[0]
         edited = fold_eraser(edited, source.spec, i, chained[i])

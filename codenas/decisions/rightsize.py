@@ -64,7 +64,7 @@ from codenas.neuralcode import (
     LayerUsage,
     plan_layers,
 )
-from codenas.spaces import Spec, narrowest_width, spec_from_dict
+from codenas.spaces import Spec, layer_sizes, layers_field, narrowest_width, spec_from_dict
 
 if TYPE_CHECKING:
     import optuna
@@ -72,7 +72,6 @@ if TYPE_CHECKING:
     from codenas.config import Config
     from codenas.evaluation.neural_code import NeuralCode
 
-WIDTH_FIELDS = {"mlp": "widths", "cnn": "channels"}
 _AGREE = 1e-3  # relative difference under which recomputed and recorded values agree
 
 
@@ -168,13 +167,8 @@ class Proposal:
 
 
 def _widths(spec: Spec) -> tuple[str, list[int]]:
-    field = WIDTH_FIELDS.get(spec.space)
-    if field is None or not hasattr(spec, field):
-        raise ConfigError(
-            f"rightsize knows the widths of the spaces {', '.join(WIDTH_FIELDS)}, "
-            f"not {spec.space!r}"
-        )
-    return field, [int(w) for w in getattr(spec, field)]
+    """The spec's layer-size field and its sizes (the space answers both)."""
+    return layers_field(spec.space), list(layer_sizes(spec))
 
 
 def _count(spec: Spec) -> int:
@@ -372,7 +366,7 @@ def params_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 def queued_or_done(study: optuna.Study, proposal: Proposal) -> int | None:
     """The number of a trial that already evaluates (or waits to evaluate) the proposal."""
     target = proposal.new_spec.to_dict()
-    field = WIDTH_FIELDS[proposal.new_spec.space]
+    field = layers_field(proposal.new_spec.space)
     for t in study.get_trials(deepcopy=False):
         if t.state.name == "WAITING":
             if (

@@ -102,7 +102,9 @@ def seeds_from(source: optuna.Study, config: Config, *, top: int | None = None) 
     trials = source.get_trials(deepcopy=False)
     seeds: list[Seed] = []
     refused: list[str] = []
-    field_name = {"mlp": "widths", "cnn": "channels"}.get(config.space.name)
+    from codenas.spaces import layers_field
+
+    field_name = layers_field(config.space.name)
     for row in ordered:
         if top is not None and len(seeds) == top:
             break
@@ -149,14 +151,15 @@ def enqueue_seeds(study: optuna.Study, seeds: Sequence[Seed]) -> list[int]:
     """
     from codenas.decisions.rightsize import params_of
     from codenas.search.storage import enqueue
+    from codenas.spaces import all_layers_fields
 
     existing = [
-        (params_of(t), {k: t.user_attrs.get(k) for k in ("widths", "channels")})
+        (params_of(t), {k: t.user_attrs.get(k) for k in all_layers_fields()})
         for t in study.get_trials(deepcopy=False)
     ]
     numbers = []
     for seed in seeds:
-        attrs = {k: seed.user_attrs.get(k) for k in ("widths", "channels")}
+        attrs = {k: seed.user_attrs.get(k) for k in all_layers_fields()}
         if any(p == seed.params and a == attrs for p, a in existing):
             continue
         user_attrs = {**seed.user_attrs, "codenas.seeded_from": seed.trial}

@@ -91,8 +91,10 @@ def spec_summary(spec: dict[str, Any]) -> str:
     """A short human form of a spec: ``mlp 64-32-16 relu p=0.10``."""
     if not spec:
         return "-"
+    from codenas.spaces import all_layers_fields
+
     parts = [str(spec.get("space", "?"))]
-    for key in ("widths", "channels"):
+    for key in all_layers_fields():
         if key in spec:
             parts.append("-".join(str(w) for w in spec[key]))
     if "kernel_size" in spec:

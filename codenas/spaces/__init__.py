@@ -1,7 +1,9 @@
 """Search spaces: an Optuna trial -> a frozen, serialisable :class:`Spec` -> a ``torch.nn.Module``.
 
-Knows nothing of metrics, training or MLflow. To add a space, write one file with a
-:class:`Space` subclass decorated with :func:`register_space` and import it here.
+Knows nothing of metrics, training or MLflow. A space owns its networks: the field of its
+layer sizes and the surgery on its modules (:mod:`codenas.spaces.surgery`) are answered here,
+so no caller names a space. To add a space, write one file with a :class:`Space` subclass
+decorated with :func:`register_space` and import it here.
 """
 
 from codenas.spaces import cnn as _cnn  # noqa: F401  (registers "cnn")
@@ -11,13 +13,21 @@ from codenas.spaces.base import (
     Space,
     SpaceConfig,
     Spec,
+    all_layers_fields,
     build_model,
     get_space,
+    layer_sizes,
+    layers_field,
     register_space,
+    space_of,
     spec_from_dict,
+    with_layer_sizes,
 )
 from codenas.spaces.cnn import CNN, CNNConfig, CNNSpace, CNNSpec
 from codenas.spaces.mlp import MLP, MLPConfig, MLPSpace, MLPSpec
+
+DEFAULT_SPACE = MLPSpace.name
+"""The space of a config whose ``space:`` section names none."""
 from codenas.spaces.profiles import (
     SHAPES,
     ProfileConfig,
@@ -25,9 +35,11 @@ from codenas.spaces.profiles import (
     narrowest_width,
     width_profile,
 )
+from codenas.spaces.surgery import SurgeryError, fold_affine, keep_units, widen_units
 
 __all__ = [
     "CNN",
+    "DEFAULT_SPACE",
     "MLP",
     "SHAPES",
     "SPACES",
@@ -41,11 +53,20 @@ __all__ = [
     "Space",
     "SpaceConfig",
     "Spec",
+    "SurgeryError",
+    "all_layers_fields",
     "build_model",
     "fixed_widths",
+    "fold_affine",
     "get_space",
+    "keep_units",
+    "layer_sizes",
+    "layers_field",
     "narrowest_width",
     "register_space",
+    "space_of",
     "spec_from_dict",
+    "widen_units",
     "width_profile",
+    "with_layer_sizes",
 ]

@@ -92,6 +92,24 @@ class CNNSpec(Spec):
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
 
 
+def pooling_after(spec: CNNSpec) -> list[bool]:
+    """Whether a 2x2 pooling follows each block: after every ``pool_every``-th block but the
+    last, while the feature map is at least 2x2 (each pooling halves it, rounding up)."""
+    _, height, width = spec.input_shape
+    out = []
+    for i in range(1, len(spec.channels) + 1):
+        pooled = (
+            spec.pool_every > 0
+            and i % spec.pool_every == 0
+            and i < len(spec.channels)
+            and min(height, width) >= 2
+        )
+        if pooled:
+            height, width = -(-height // 2), -(-width // 2)
+        out.append(pooled)
+    return out
+
+
 class CNN(nn.Module):
     """[Conv -> (BatchNorm) -> activation (-> 2x2 pool)] x depth -> global mean -> Linear head.
 
@@ -101,11 +119,12 @@ class CNN(nn.Module):
 
     def __init__(self, spec: CNNSpec) -> None:
         super().__init__()
-        c_in, height, width = spec.input_shape
+        c_in = spec.input_shape[0]
         k = spec.kernel_size
         blocks: list[nn.Module] = []
         pools: list[nn.Module] = []
-        for i, c_out in enumerate(spec.channels, start=1):
+        pooled = pooling_after(spec)
+        for i, c_out in enumerate(spec.channels):
             layers: list[nn.Module] = [
                 nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=not spec.batch_norm)
             ]
@@ -113,17 +132,10 @@ class CNN(nn.Module):
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(make_activation(spec.activation))
             blocks.append(nn.Sequential(*layers))
-            pooled = (
-                spec.pool_every > 0
-                and i % spec.pool_every == 0
-                and i < len(spec.channels)
-                and min(height, width) >= 2
-            )
-            if pooled:
+            if pooled[i]:
                 # ceil_mode keeps the last row/column of an odd-sized map.
                 pool_cls = nn.MaxPool2d if spec.pool == "max" else nn.AvgPool2d
                 pools.append(pool_cls(2, ceil_mode=True))
-                height, width = -(-height // 2), -(-width // 2)
             else:
                 pools.append(nn.Identity())
             c_in = c_out
@@ -149,6 +161,9 @@ class CNNSpace(Space):
         "activation; pooling every k blocks, global average pool"
     )
 
+    layers_field = CHANNELS_ATTR
+    example_input_shape = (1, 8, 8)
+
     config: CNNConfig
 
     def sample(self, trial: optuna.Trial, input_shape: tuple[int, ...], n_outputs: int) -> CNNSpec:
@@ -171,6 +186,28 @@ class CNNSpace(Space):
     def build(spec: Spec) -> CNN:
         assert isinstance(spec, CNNSpec)
         return CNN(spec)
+
+    # ------------------------------------------------------------------ surgery
+
+    @staticmethod
+    def unit_producers(model: nn.Module, layer: int) -> list[nn.Module]:
+        block = model.hidden_layers[layer]
+        return [m for m in block if isinstance(m, nn.Conv2d | nn.BatchNorm2d)]
+
+    @staticmethod
+    def unit_reader(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module | None]:
+        if layer == len(model.hidden_layers) - 1:
+            return model.head, None  # after the global mean, which an affine map commutes with
+        block = model.hidden_layers[layer + 1]
+        norm = block[1] if len(block) > 1 and isinstance(block[1], nn.BatchNorm2d) else None
+        return block[0], norm
+
+    @classmethod
+    def foldable(cls, spec: Spec, layer: int) -> bool:
+        """False where max pooling follows the block (an average pool commutes with an
+        affine map, a maximum does not)."""
+        assert isinstance(spec, CNNSpec)
+        return not (pooling_after(spec)[layer] and spec.pool == "max")
 
     def check_input(self, input_shape: tuple[int, ...]) -> None:
         if len(input_shape) != 3:

@@ -14,6 +14,7 @@ from codenas.schema import FloatRange, suggest_choice
 from codenas.spaces.activations import ACTIVATIONS, make_activation
 from codenas.spaces.base import Space, Spec, register_space
 from codenas.spaces.profiles import ProfileConfig
+from codenas.spaces.surgery import SurgeryError
 
 if TYPE_CHECKING:
     import optuna
@@ -88,6 +89,7 @@ class MLPSpace(Space):
     config_model = MLPConfig
     spec_type = MLPSpec
     summary = "fully connected network: depth, width (log), shape profile, activation, dropout"
+    layers_field = WIDTHS_ATTR
 
     config: MLPConfig
 
@@ -108,3 +110,64 @@ class MLPSpace(Space):
     def build(spec: Spec) -> MLP:
         assert isinstance(spec, MLPSpec)
         return MLP(spec)
+
+    # ------------------------------------------------------------------ surgery
+
+    @staticmethod
+    def unit_producers(model: nn.Module, layer: int) -> list[nn.Module]:
+        return [model.hidden_layers[layer][0]]
+
+    @staticmethod
+    def unit_reader(model: nn.Module, layer: int) -> tuple[nn.Module, None]:
+        if layer == len(model.hidden_layers) - 1:
+            return model.head, None
+        return model.hidden_layers[layer + 1][0], None
+
+    @classmethod
+    @torch.no_grad()
+    def remove_layer(cls, model: nn.Module, spec: Spec, layer: int) -> tuple[Spec, nn.Module]:
+        """Layer ``layer``'s ``Linear`` folded into its reader (``W' = W_next W_k``,
+        ``b' = W_next b_k + b_next``): exact where its units stayed in their linear region."""
+        layers = _linear_layers(model)
+        if len(layers) <= 2:
+            raise SurgeryError("the network's only hidden layer cannot be removed")
+        w, b = layers[layer]
+        w_next, b_next = layers[layer + 1]
+        layers[layer + 1] = (w_next @ w, w_next @ b + b_next)
+        del layers[layer]
+        return _from_layers(cls, spec, layers)
+
+    @classmethod
+    @torch.no_grad()
+    def insert_identity(cls, model: nn.Module, spec: Spec, after: int) -> tuple[Spec, nn.Module]:
+        """An identity ``Linear`` after hidden layer ``after``: exact for ReLU (its inputs are
+        non-negative), approximate for other activations."""
+        layers = _linear_layers(model)
+        w = layers[after][0]
+        eye = torch.eye(w.shape[0], dtype=w.dtype)
+        layers.insert(after + 1, (eye, torch.zeros(w.shape[0], dtype=w.dtype)))
+        return _from_layers(cls, spec, layers)
+
+
+Layers = list[tuple[torch.Tensor, torch.Tensor]]
+"""``[(W_0, b_0), ..., (W_head, b_head)]``: each hidden layer's ``Linear``, then the head."""
+
+
+def _linear_layers(model: nn.Module) -> Layers:
+    out = [
+        (block[0].weight.detach().cpu().clone(), block[0].bias.detach().cpu().clone())
+        for block in model.hidden_layers
+    ]
+    out.append((model.head.weight.detach().cpu().clone(), model.head.bias.detach().cpu().clone()))
+    return out
+
+
+def _from_layers(space: type[MLPSpace], spec: Spec, layers: Layers) -> tuple[Spec, MLP]:
+    new_spec = space.with_layer_sizes(spec, [w.shape[0] for w, _ in layers[:-1]])
+    model = space.build(new_spec)
+    state = {}
+    for k, (w, b) in enumerate(layers[:-1]):
+        state[f"hidden_layers.{k}.0.weight"], state[f"hidden_layers.{k}.0.bias"] = w, b
+    state["head.weight"], state["head.bias"] = layers[-1]
+    model.load_state_dict(state)
+    return new_spec, model

@@ -62,11 +62,13 @@ def front_view_state(
         The JSON-serialisable state the MLflow UI reads from a shared view.
     """
     name = study_name.replace("'", "\\'")
-    layers = {"mlp": "widths", "cnn": "channels"}.get(space or "", "widths")
+    from codenas.spaces import SPACES, layers_field
+
+    layers = [f"params.`{layers_field(space)}`"] if space in SPACES else []
     columns = [
         "tags.`codenas.trial_number`",
         *(f"metrics.`{metric}`" for metric, _ in objectives),
-        f"params.`{layers}`",
+        *layers,
         "params.`activation`",
     ]
     first, direction = objectives[0] if objectives else ("val_accuracy", "maximize")

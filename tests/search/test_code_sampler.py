@@ -15,8 +15,10 @@ import optuna
 import pytest
 import torch
 
+from codenas import neuralcode as rules
 from codenas.errors import ConfigError
 from codenas.metrics import capture_activations, layer_code
+from codenas.neuralcode import select_spread
 from codenas.search.samplers import (
     LAYERS_ATTR,
     PARENT_ATTR,
@@ -29,8 +31,6 @@ from codenas.search.samplers import (
     report_layers,
     usage_from_attr,
 )
-from codenas import neuralcode as rules
-from codenas.neuralcode import select_spread
 from codenas.search.samplers.code import WARM_START_ATTR, set_trial_user_attrs
 from codenas.spaces import build_model
 from codenas.spaces.mlp import MLPSpec
@@ -386,9 +386,11 @@ def net(widths: tuple[int, ...], seed: int = 0, n_in: int = 6) -> torch.nn.Modul
 def moved(parent: torch.nn.Module, widths: tuple[int, ...], rule: str, **kw) -> torch.nn.Module:
     from codenas.search.samplers import inherit
 
-    layers = inherit.mlp_layers(parent.state_dict(), len(parent.hidden_layers))
+    spec = MLPSpec(
+        input_shape=(6,), n_outputs=3, widths=tuple(b[0].out_features for b in parent.hidden_layers)
+    )
     child = net(widths, seed=1)
-    child.load_state_dict(inherit.mlp_state(inherit.transform(layers, rule, widths, **kw)))
+    child.load_state_dict(inherit.transform(parent, spec, rule, widths, **kw)[1].state_dict())
     return child
 
 

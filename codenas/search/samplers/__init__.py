@@ -22,6 +22,7 @@ from codenas.search.samplers.code import (
     REASON_ATTR,
     RULE_ATTR,
     VALUES_ATTR,
+    WIDTHS_ATTR,
     CodeSampler,
     check_options,
     make_base_sampler,
@@ -77,7 +78,7 @@ def report_layers(trial: Any, layers: Sequence[Any]) -> list[dict[str, Any]]:
     return value
 
 
-def proposed_widths(trial: Any, attr: str = "widths") -> list[int] | None:
+def proposed_widths(trial: Any, attr: str = WIDTHS_ATTR) -> list[int] | None:
     """The exact hidden widths the code sampler fixed for ``trial``, or ``None``.
 
     The sampler also sets the ``depth`` parameter to their number; an objective that builds

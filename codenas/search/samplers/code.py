@@ -69,6 +69,10 @@ WARM_START_ATTR = "code.warm_start"  # study user attribute: the ranked warm-sta
 WARM_START = "warm_start"
 
 BASE_SAMPLERS = ("tpe", "nsga2", "random", "gp")
+WIDTHS_ATTR = "widths"
+"""The user attribute a move writes its exact layer sizes to, unless told another
+(``widths_attr``): the plain-Optuna contract of docs/sampler.md. codenas's own driver passes
+the space's ``layers_field``."""
 
 ScoreFn = Callable[[optuna.Trial], "float | Sequence[float]"]
 """A zero-cost score: suggests parameters on the trial it is given, returns a score (higher
@@ -186,7 +190,7 @@ class CodeSampler(BaseSampler):
         min_depth: int | None = None,
         max_depth: int | None = None,
         max_width: int | None = None,
-        widths_attr: str = "widths",
+        widths_attr: str = WIDTHS_ATTR,
         depth_param: str = "depth",
         width_param: str = "width",
         layout_params: Sequence[str] = ("shape",),

@@ -5,17 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from codenas.search.samplers.code import CodeSampler, check_options, make_base_sampler
-from codenas.spaces import narrowest_width
+from codenas.spaces import layers_field, narrowest_width
 
 if TYPE_CHECKING:
     from codenas.config import Config
     from codenas.data import Dataset
     from codenas.search.samplers.inherit import Inheritance
     from codenas.spaces import Space
-
-WIDTH_ATTRS = {"mlp": "widths", "cnn": "channels"}
-"""The trial user attribute through which each space takes exact widths
-(:func:`codenas.spaces.profiles.fixed_widths`)."""
 
 
 def code_sampler(
@@ -25,7 +21,8 @@ def code_sampler(
 
     The warm start needs ``data`` and ``space`` (without them it is skipped); its candidates
     are seeded by ``study.seed``, not by the per-worker ``seed``, so that every worker ranks
-    the same candidates. A space without exact widths (not ``mlp``/``cnn``) gets no moves.
+    the same candidates. Moves write the exact layer sizes to the trial user attribute named
+    by the space (``Space.layers_field``; :func:`codenas.spaces.profiles.fixed_widths`).
     """
     options: dict[str, Any] = dict(config.study.sampler_options)
     check_options(options)
@@ -53,9 +50,7 @@ def code_sampler(
         from codenas.search.samplers.warmstart import naswot_score
 
         score = naswot_score(config, data, space)
-    widths_attr = WIDTH_ATTRS.get(config.space.name)
-    if widths_attr is None:
-        options["move_probability"] = 0.0
+    widths_attr = layers_field(config.space.name)
     # Moves never cut a layer below the space's narrowest width (space.min_width, by default
     # the number of classes; without the data, the explicit key or 1).
     if data is not None:
@@ -67,7 +62,7 @@ def code_sampler(
         base,
         seed=seed,
         accuracy_objective=accuracy,
-        widths_attr=widths_attr or "widths",
+        widths_attr=widths_attr,
         warm_start=score,
         warm_start_seed=int(config.study.seed),
         **options,

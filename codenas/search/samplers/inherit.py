@@ -1,4 +1,4 @@
-"""Optional ablation: a moved child starts from its parent's trained weights (MLPs only).
+"""Optional ablation: a moved child starts from its parent's trained weights.
 
 With ``study.sampler_options.inherit: true`` every trial's trained weights are stored as an
 Optuna artifact (``optuna.artifacts.FileSystemArtifactStore`` under ``inherit_store``, a
@@ -18,10 +18,13 @@ its parent's weights, transformed by the move, before its brief training:
 - ``deepen`` is Net2DeeperNet: the new layer starts as the identity, exact for ReLU (its
   inputs are non-negative), approximate for other activations.
 
-The spec stays the unit of reproducibility: what was inherited is recorded on the trial
-(``code.inherited``, ``code.inherit_reason``), and the benchmark judges architectures by full
-training from scratch. A CNN child, a warm-start or base-sampler trial, or a parent without
-stored weights trains from scratch as always.
+The surgery is the space's (:mod:`codenas.spaces.surgery`): ``mlp`` networks can do all four
+moves; ``cnn`` networks keep and widen channels (batch norm statistics travel with them) but
+cannot fold or insert a conv block, so their ``drop`` and ``deepen`` children train from
+scratch. The spec stays the unit of reproducibility: what was inherited is recorded on the
+trial (``code.inherited``, ``code.inherit_reason``), and the benchmark judges architectures by
+full training from scratch. A move the space cannot do, a warm-start or base-sampler trial, or a
+parent without stored weights trains from scratch as always.
 """
 
 from __future__ import annotations
@@ -47,89 +50,23 @@ WEIGHTS_ATTR = "code.weights"
 INHERITED_ATTR = "code.inherited"
 INHERIT_REASON_ATTR = "code.inherit_reason"
 
-Layers = list[tuple[torch.Tensor, torch.Tensor]]
-"""``[(W_0, b_0), ..., (W_head, b_head)]``: each hidden layer's ``Linear``, then the head."""
 
-
-def mlp_layers(state: Mapping[str, torch.Tensor], depth: int) -> Layers:
-    """The ``(weight, bias)`` pairs of an ``mlp`` space network's ``state_dict``."""
-    out = [
-        (state[f"hidden_layers.{k}.0.weight"].clone(), state[f"hidden_layers.{k}.0.bias"].clone())
-        for k in range(depth)
-    ]
-    out.append((state["head.weight"].clone(), state["head.bias"].clone()))
-    return out
-
-
-def mlp_state(layers: Layers) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`mlp_layers`."""
-    state = {}
-    for k, (w, b) in enumerate(layers[:-1]):
-        state[f"hidden_layers.{k}.0.weight"] = w
-        state[f"hidden_layers.{k}.0.bias"] = b
-    state["head.weight"], state["head.bias"] = layers[-1]
-    return state
-
-
-def keep_units(layers: Layers, k: int, keep: Sequence[int]) -> Layers:
-    """Hidden layer ``k`` reduced to the units ``keep`` (rows of ``W_k``, columns of ``W_k+1``)."""
-    idx = torch.as_tensor(sorted(keep), dtype=torch.long)
-    out = list(layers)
-    w, b = out[k]
-    out[k] = (w[idx], b[idx])
-    w_next, b_next = out[k + 1]
-    out[k + 1] = (w_next[:, idx], b_next)
-    return out
-
-
-def fold_layer(layers: Layers, k: int) -> Layers:
-    """Hidden layer ``k`` removed, its linear map folded into the next layer (or the head)."""
-    out = list(layers)
-    w, b = out[k]
-    w_next, b_next = out[k + 1]
-    out[k + 1] = (w_next @ w, w_next @ b + b_next)
-    del out[k]
-    return out
-
-
-def widen_units(
-    layers: Layers, k: int, width: int, rng: np.random.Generator, noise: float = 0.0
-) -> Layers:
-    """Net2WiderNet: hidden layer ``k`` widened to ``width`` by copying random units."""
-    out = list(layers)
-    w, b = out[k]
-    old = w.shape[0]
-    mapping = np.concatenate([np.arange(old), rng.integers(0, old, size=width - old)])
-    counts = np.bincount(mapping, minlength=old)
-    idx = torch.as_tensor(mapping, dtype=torch.long)
-    w_new, b_new = w[idx].clone(), b[idx].clone()
-    if noise > 0 and width > old:
-        scale = noise * float(w.std()) if w.numel() > 1 else noise
-        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        w_new[old:] += scale * torch.randn(w_new[old:].shape, generator=gen, dtype=w.dtype)
-    out[k] = (w_new, b_new)
-    w_next, b_next = out[k + 1]
-    share = torch.as_tensor(1.0 / counts[mapping], dtype=w_next.dtype)
-    out[k + 1] = (w_next[:, idx] * share, b_next)
-    return out
-
-
-def add_identity(layers: Layers, after: int) -> Layers:
-    """Net2DeeperNet: an identity layer inserted after hidden layer ``after``."""
-    width = layers[after][0].shape[0]
-    dtype = layers[after][0].dtype
-    out = list(layers)
-    out.insert(after + 1, (torch.eye(width, dtype=dtype), torch.zeros(width, dtype=dtype)))
-    return out
-
-
-def unit_scores(layers: Layers, acts: Sequence[np.ndarray]) -> list[np.ndarray]:
+def unit_scores(model: nn.Module, spec: Spec, acts: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Per hidden unit: ``std(activation) x ||outgoing weights||``, how much code it passes on."""
-    return [np.std(a, axis=0) * layers[k + 1][0].norm(dim=0).numpy() for k, a in enumerate(acts)]
+    from codenas.spaces import space_of
+
+    space = space_of(spec)
+    out = []
+    for k, a in enumerate(acts):
+        w = space.unit_reader(model, k)[0].weight.detach().cpu()
+        outgoing = w.transpose(0, 1).reshape(w.shape[1], -1).norm(dim=1)
+        out.append(np.std(a, axis=0) * outgoing.numpy())
+    return out
 
 
 def transform(
-    layers: Layers,
+    model: nn.Module,
+    spec: Spec,
     rule: str,
     widths: Sequence[int],
     *,
@@ -137,44 +74,54 @@ def transform(
     values: Mapping[str, Any] | None = None,
     rng: np.random.Generator | None = None,
     noise: float = 0.01,
-) -> Layers:
-    """The parent's layers turned into the child's by ``rule`` (module docstring).
+) -> tuple[Spec, nn.Module]:
+    """The parent network turned into the child by ``rule`` (module docstring), through the
+    surgery its space offers (:mod:`codenas.spaces.surgery`).
 
     Args:
-        layers: the parent's :data:`Layers`.
+        model: the parent's trained module.
+        spec: the parent's spec.
         rule: ``shrink``, ``drop``, ``widen`` or ``deepen``.
-        widths: the child's hidden widths.
+        widths: the child's hidden layer sizes.
         acts: the parent's hidden activations, ``(n_samples, n_units)`` per layer (shrink).
         values: the move's ``code.values`` (drop reads which layer went).
         rng: for the units Net2WiderNet copies.
         noise: relative noise on the copied units' incoming weights (widen).
 
+    Returns:
+        ``(child spec, child module)``.
+
     Raises:
-        ValueError: the move cannot be read from these layers.
+        ValueError: the move cannot be read from this network, or its space cannot do it
+            (:class:`~codenas.spaces.SurgeryError`).
     """
+    from codenas.spaces import keep_units, layer_sizes, space_of, widen_units
+
     rng = rng if rng is not None else np.random.default_rng(0)
-    depth = len(layers) - 1
+    space = space_of(spec)
+    sizes = layer_sizes(spec)
+    depth = len(sizes)
     if rule == "shrink":
         if acts is None or len(widths) != depth:
             raise ValueError("shrink needs the parent's activations and the same depth")
-        scores = unit_scores(layers, acts)
+        scores = unit_scores(model, spec, acts)
         for k, width in enumerate(widths):
-            if width < layers[k][0].shape[0]:
+            if width < sizes[k]:
                 keep = np.argsort(-scores[k], kind="stable")[:width]
-                layers = keep_units(layers, k, keep.tolist())
-        return layers
+                spec, model = keep_units(model, spec, k, keep.tolist())
+        return spec, model
     if rule == "drop":
         removed = [int(key.rsplit("_", 1)[1]) for key in (values or {}) if "layer_" in key]
         if len(removed) != 1 or len(widths) != depth - 1:
             raise ValueError(f"drop: cannot tell which layer went from {dict(values or {})}")
-        return fold_layer(layers, removed[0])
+        return space.remove_layer(model, spec, removed[0])
     if rule == "widen":
         for k, width in enumerate(widths):
-            if width > layers[k][0].shape[0]:
-                layers = widen_units(layers, k, width, rng, noise)
-        return layers
+            if width > sizes[k]:
+                spec, model = widen_units(model, spec, k, width, rng, noise)
+        return spec, model
     if rule == "deepen":
-        return add_identity(layers, depth - 1)
+        return space.insert_identity(model, spec, depth - 1)
     raise ValueError(f"no weights to inherit for rule {rule!r}")
 
 
@@ -218,7 +165,7 @@ class Inheritance:
         Records ``code.inherited`` (and why not, in ``code.inherit_reason``) on the trial.
         """
         from codenas.metrics import capture_activations
-        from codenas.spaces import build_model, spec_from_dict
+        from codenas.spaces import build_model, layer_sizes, spec_from_dict
 
         attrs = trial.user_attrs
         rule, parent_no = attrs.get(RULE_ATTR), attrs.get(PARENT_ATTR)
@@ -229,9 +176,6 @@ class Inheritance:
             trial.set_user_attr(INHERITED_ATTR, False)
             trial.set_user_attr(INHERIT_REASON_ATTR, why)
 
-        if spec.space != "mlp":
-            refuse(f"weights are inherited by mlp networks only, not {spec.space}")
-            return None
         parent = trial.study.get_trials(deepcopy=False)[int(parent_no)]
         artifact = parent.user_attrs.get(WEIGHTS_ATTR)
         if artifact is None or "spec" not in parent.user_attrs:
@@ -240,14 +184,13 @@ class Inheritance:
         parent_spec = spec_from_dict(parent.user_attrs["spec"])
         parent_model = build_model(parent_spec)
         parent_model.load_state_dict(self._load(artifact))
-        layers = mlp_layers(parent_model.state_dict(), len(parent_spec.widths))  # type: ignore[attr-defined]
         acts = capture_activations(parent_model, x.cpu()) if rule == "shrink" else None
-        widths = list(spec.widths)  # type: ignore[attr-defined]
         try:
-            new = transform(
-                layers,
+            _, child = transform(
+                parent_model,
+                parent_spec,
                 str(rule),
-                widths,
+                layer_sizes(spec),
                 acts=acts,
                 values=attrs.get(VALUES_ATTR),
                 rng=np.random.default_rng(trial.number),
@@ -255,7 +198,7 @@ class Inheritance:
         except ValueError as err:
             refuse(str(err))
             return None
-        state = mlp_state(new)
+        state = child.state_dict()
 
         def init(model: nn.Module) -> None:
             own = model.state_dict()
