@@ -462,3 +462,30 @@ def test_proposals_and_their_lineage_are_tagged_in_mlflow(workdir: Path) -> None
         assert tags["codenas.reason"] == trial.user_attrs["code.reason"]
     warm = [t for t in study.trials if t.user_attrs.get("code.rule") == "warm_start"]
     assert warm and runs[str(warm[0].number)].data.tags["codenas.rule"] == "warm_start"
+
+
+def test_the_warm_start_scores_a_cnn_with_per_position_codes_as_trials_do() -> None:
+    from codenas import load_config
+    from codenas.data import load_dataset
+    from codenas.metrics import capture_layers, compute_metrics, naswot_channel_mean
+    from codenas.search.samplers.warmstart import naswot_score
+    from codenas.spaces import get_space
+
+    config = load_config(
+        "shapes-cnn", ["data.n_samples=300", "objectives=[{metric: val_accuracy}]"]
+    )
+    data = load_dataset(config.data)
+    space = get_space(config.space.name)(config.space)
+    params = {"depth": 3, "width": 16, "shape": "constant", "kernel_size": 3}
+    params["activation"] = config.space.activation[0]
+    score = naswot_score(config, data, space, batch_size=64)(optuna.trial.FixedTrial(params))
+    spec = space.sample(optuna.trial.FixedTrial(params), data.input_shape, data.n_outputs)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    rng = np.random.default_rng(config.data.seed)
+    x = data.train.x[torch.as_tensor(rng.permutation(len(data.train))[:64])]
+    captured = capture_layers(model, x)  # what a trial's metrics read
+    assert score == pytest.approx(
+        compute_metrics(["naswot"], captured.units, codes=captured.codes)["naswot"]
+    )
+    assert score != pytest.approx(naswot_channel_mean(captured.units))

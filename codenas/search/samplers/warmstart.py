@@ -1,7 +1,9 @@
 """The zero-cost score codenas's driver gives the code sampler's warm start.
 
 A candidate is scored at initialisation, without training: the NASWOT score (Mellor et al.,
-ICML 2021) of its binary activation codes on one batch of training inputs, and, when the
+ICML 2021) of its binary activation codes on one batch of training inputs (for a conv layer
+every channel at every position, as published and as the trials' ``naswot`` metric reads them:
+:func:`codenas.metrics.capture_layers`), and, when the
 search minimises ``params``, minus its parameter count as a second score, so the warm start
 spreads over small and large networks instead of taking only the widest (NASWOT grows with
 width). Abdelfattah et al. (ICLR 2021) warm up a search with the best of many candidates
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from codenas.metrics import capture_activations, naswot
+from codenas.metrics import capture_layers, naswot
 from codenas.metrics.codes import NASWOT_BATCH
 from codenas.spaces import build_model
 
@@ -51,7 +53,7 @@ def naswot_score(
         spec = space.sample(trial, data.input_shape, data.n_outputs)
         torch.manual_seed(0)
         model = build_model(spec)
-        value = naswot(capture_activations(model, x))
+        value = naswot(capture_layers(model, x, codes=True).codes)
         if not minimise_params:
             return value
         size = sum(p.numel() for p in model.parameters() if p.requires_grad)
