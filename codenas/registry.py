@@ -56,3 +56,12 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._entries.items())
+
+
+SAMPLERS: Registry[object] = Registry("sampler")
+"""Sampler name -> its plug-in (:class:`codenas.search.samplers.builtin.SamplerPlugin`), or the
+``"module:attr"`` path of one, imported only when a search makes the sampler. The config
+validates ``study.sampler`` against these names; a package adds its own with
+``codenas.search.samplers.register_sampler``."""
+for _name in ("tpe", "nsga2", "random", "gp", "code"):
+    SAMPLERS.add(_name, f"codenas.search.samplers.builtin:{_name.upper()}")

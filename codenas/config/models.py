@@ -10,11 +10,11 @@ from typing import Any, Literal
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from codenas.errors import CodenasError, ConfigError
+from codenas.registry import SAMPLERS
 from codenas.schema import Frozen
 from codenas.urls import is_server
 
 DEFAULT_CONFIG = "digits-mlp"
-SAMPLERS = ("tpe", "nsga2", "random", "gp", "code")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 

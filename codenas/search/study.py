@@ -48,36 +48,19 @@ def sampler_seed(base: int, *salt: int) -> int:
 
 def check_sampler(config: Config) -> None:
     """Refuse bad ``study.sampler_options`` before a study is opened or created."""
-    if config.study.sampler == "code":
-        from codenas.search.samplers.code import check_options
+    from codenas.search.samplers.builtin import get_sampler
 
-        check_options(config.study.sampler_options)
+    get_sampler(config.study.sampler).check(config.study.sampler_options)
 
 
 def make_sampler(
     config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
 ) -> optuna.samplers.BaseSampler:
-    import optuna
-    from optuna.exceptions import ExperimentalWarning
+    """The registered sampler ``study.sampler`` (:mod:`codenas.search.samplers.builtin`)."""
+    from codenas.search.samplers.builtin import get_sampler
 
-    from codenas.errors import ConfigError
-
-    if config.study.sampler == "code":
-        from codenas.search.samplers.driver import code_sampler
-
-        return code_sampler(config, seed, data=data, space=space)
-    cls = {
-        "tpe": optuna.samplers.TPESampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-        "random": optuna.samplers.RandomSampler,
-        "gp": optuna.samplers.GPSampler,
-    }[config.study.sampler]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return cls(seed=seed, **config.study.sampler_options)
-    except TypeError as err:
-        raise ConfigError(f"study.sampler_options: {err}") from None
+    plugin = get_sampler(config.study.sampler)
+    return plugin.make(seed, config.study.sampler_options, config=config, data=data, space=space)
 
 
 @contextlib.contextmanager

@@ -25,9 +25,6 @@ from codenas.spaces.base import (
 )
 from codenas.spaces.cnn import CNN, CNNConfig, CNNSpace, CNNSpec
 from codenas.spaces.mlp import MLP, MLPConfig, MLPSpace, MLPSpec
-
-DEFAULT_SPACE = MLPSpace.name
-"""The space of a config whose ``space:`` section names none."""
 from codenas.spaces.profiles import (
     SHAPES,
     ProfileConfig,
@@ -36,6 +33,9 @@ from codenas.spaces.profiles import (
     width_profile,
 )
 from codenas.spaces.surgery import SurgeryError, fold_affine, keep_units, widen_units
+
+DEFAULT_SPACE = MLPSpace.name
+"""The space of a config whose ``space:`` section names none."""
 
 __all__ = [
     "CNN",

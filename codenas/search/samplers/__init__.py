@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codenas.neuralcode import LayerUsage, Move, usage_from_attr
+from codenas.search.samplers.builtin import SamplerPlugin, get_sampler, register_sampler
 from codenas.search.samplers.code import (
     LAYERS_ATTR,
     PARAMS_ATTR,
@@ -38,10 +39,13 @@ __all__ = [
     "CodeSampler",
     "LayerUsage",
     "Move",
+    "SamplerPlugin",
     "check_options",
+    "get_sampler",
     "lineage",
     "make_base_sampler",
     "proposed_widths",
+    "register_sampler",
     "report_layers",
     "usage_from_attr",
 ]

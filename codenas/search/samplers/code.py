@@ -68,7 +68,6 @@ PARAMS_ATTR = "code.params"
 WARM_START_ATTR = "code.warm_start"  # study user attribute: the ranked warm-start candidates
 WARM_START = "warm_start"
 
-BASE_SAMPLERS = ("tpe", "nsga2", "random", "gp")
 WIDTHS_ATTR = "widths"
 """The user attribute a move writes its exact layer sizes to, unless told another
 (``widths_attr``): the plain-Optuna contract of docs/sampler.md. codenas's own driver passes
@@ -83,22 +82,12 @@ rank, spread along each front)."""
 def make_base_sampler(
     name: str, seed: int | None, options: Mapping[str, Any] | None = None
 ) -> BaseSampler:
-    """One of Optuna's samplers by its codenas name: ``tpe``, ``nsga2``, ``random``, ``gp``."""
-    import warnings
+    """A registered sampler other than ``code`` by name (``tpe``, ``nsga2``, ``random``, ...)."""
+    from codenas.search.samplers.builtin import base_sampler_names, get_sampler
 
-    from optuna.exceptions import ExperimentalWarning
-
-    classes = {
-        "tpe": optuna.samplers.TPESampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-        "random": optuna.samplers.RandomSampler,
-        "gp": optuna.samplers.GPSampler,
-    }
-    if name not in classes:
-        raise ConfigError(unknown_name_message("base sampler", name, classes))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return classes[name](seed=seed, **dict(options or {}))
+    if name not in base_sampler_names():
+        raise ConfigError(unknown_name_message("base sampler", name, base_sampler_names()))
+    return get_sampler(name).make(seed, dict(options or {}))
 
 
 def rank_candidates(
@@ -485,6 +474,13 @@ def _fit(value: Any, dist: BaseDistribution) -> Any:
 
 # ----------------------------------------------------------------------------- options
 
+
+def _is_base_sampler(v: Any) -> bool:
+    from codenas.search.samplers.builtin import base_sampler_names
+
+    return isinstance(v, str) and v in base_sampler_names()
+
+
 _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "margin": (lambda v: _num(v) and v >= 1.0, "margin >= 1 must hold"),
     "cka_threshold": (lambda v: _num(v) and 0.0 < v <= 1.0, "0 < cka_threshold <= 1 must hold"),
@@ -509,7 +505,7 @@ _OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "inherit": (lambda v: isinstance(v, bool), "true or false"),
     "inherit_store": (lambda v: isinstance(v, str) and bool(v.strip()), "a directory path"),
-    "base": (lambda v: v in BASE_SAMPLERS, f"one of {', '.join(BASE_SAMPLERS)}"),
+    "base": (_is_base_sampler, "a registered sampler other than code (tpe, nsga2, random, gp)"),
     "base_options": (lambda v: isinstance(v, Mapping), "a mapping of the base sampler's options"),
 }
 OPTIONS: tuple[str, ...] = tuple(_OPTION_CHECKS)
