@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,10 +112,10 @@ def _own_retry_policy() -> None:
 class RetryingClient:
     """An ``MlflowClient`` whose calls are retried on transient errors.
 
-    Each call is retried with exponential back-off (1 s, 2 s, 4 s ... at most 30 s apart), a
-    warning printed before each wait, until it has failed for ``retry_for`` seconds; then it
-    raises :class:`TrackingUnavailable`. Errors that are not transient (a bad request) raise at
-    once.
+    Each call is retried (tenacity) with exponential back-off (1 s, 2 s, 4 s ... at most 30 s
+    apart), a warning printed before each wait, until it has failed for ``retry_for`` seconds;
+    then it raises :class:`TrackingUnavailable`. Errors that are not transient (a bad request)
+    raise at once.
     """
 
     def __init__(
@@ -145,39 +144,55 @@ class RetryingClient:
         new attempt whether the failed one took effect after all (the request arrived, its
         answer was lost); a non-``None`` answer is returned instead of trying again.
         """
-        start = time.monotonic()
-        delay = 1.0
-        while True:
-            try:
+        import tenacity
+
+        def announce(state: tenacity.RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            self._warn(
+                f"MLflow {mask_url(self._uri)} unreachable ({_reason(err)}); retrying "
+                f"{name} in {delay:.0f} s ({state.seconds_since_start:.0f} of "
+                f"{self._retry_for:g} s)"
+            )
+
+        def give_up(state: tenacity.RetryCallState) -> Any:
+            err = state.outcome.exception() if state.outcome else None
+            raise TrackingUnavailable(
+                f"MLflow tracking URI {mask_url(self._uri)!r} unreachable for "
+                f"{state.seconds_since_start:.0f} s ({_reason(err)}); stopped after "
+                f"tracking.retry_for={self._retry_for:g} s"
+            ) from None
+
+        # Back-off 1 s, 2 s, 4 s ... at most 30 s apart, never sleeping past retry_for.
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            wait=tenacity.wait_exponential(multiplier=1, min=1, max=30),
+            stop=tenacity.stop_before_delay(self._retry_for),
+            before_sleep=announce,
+            retry_error_callback=give_up,
+        )
+        for attempt in retrying:
+            with attempt:
+                if recover is not None and attempt.retry_state.attempt_number > 1:
+                    done = self._recovered(name, recover)
+                    if done is not None:
+                        return done
                 return fn()
-            except Exception as err:
-                if not _transient(err):
-                    raise
-                waited = time.monotonic() - start
-                if waited + delay > self._retry_for:
-                    raise TrackingUnavailable(
-                        f"MLflow tracking URI {mask_url(self._uri)!r} unreachable for "
-                        f"{waited:.0f} s ({_reason(err)}); stopped after "
-                        f"tracking.retry_for={self._retry_for:g} s"
-                    ) from None
-                self._warn(
-                    f"MLflow {mask_url(self._uri)} unreachable ({_reason(err)}); retrying "
-                    f"{name} in {delay:.0f} s ({waited:.0f} of {self._retry_for:g} s)"
-                )
-                time.sleep(delay)
-                delay = min(2 * delay, 30.0)
-                if recover is not None:
-                    try:
-                        done = recover()
-                    except Exception as check:  # the next attempt is made all the same
-                        _log.warning(
-                            "MLflow: could not check whether %s took effect (%s); trying again",
-                            name,
-                            _reason(check),
-                        )
-                    else:
-                        if done is not None:
-                            return done
+        return None  # not reached: the last attempt returns, raises, or gives up
+
+    @staticmethod
+    def _recovered(name: str, recover: Callable[[], Any]) -> Any:
+        """What ``recover`` says a failed attempt did after all, or ``None`` (also when the
+        check itself fails: the next attempt is made all the same)."""
+        try:
+            return recover()
+        except Exception as check:
+            _log.warning(
+                "MLflow: could not check whether %s took effect (%s); trying again",
+                name,
+                _reason(check),
+            )
+            return None
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
