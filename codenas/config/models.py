@@ -30,6 +30,10 @@ class StudyConfig(Frozen):
     heartbeat_interval: int = Field(10, ge=1)  # seconds between a running trial's heartbeats
     grace_period: int = Field(60, ge=2)  # seconds without a heartbeat before a trial is stale
     retries: int = Field(1, ge=0)  # re-runs of a trial whose worker died, same parameters
+    # Trained weights of the front's members, so reports and edits load instead of re-train
+    # (codenas/search/weights.py); the directory defaults to weights/<study name>/.
+    keep_weights: bool = True
+    weights_dir: str | None = None
 
     @model_validator(mode="after")
     def _heartbeat(self) -> StudyConfig:

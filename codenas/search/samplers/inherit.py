@@ -1,8 +1,8 @@
 """Optional ablation: a moved child starts from its parent's trained weights.
 
-With ``study.sampler_options.inherit: true`` every trial's trained weights are stored as an
-Optuna artifact (``optuna.artifacts.FileSystemArtifactStore`` under ``inherit_store``, a
-directory every worker must see), and a trial the code sampler proposed by a move starts from
+With ``study.sampler_options.inherit: true`` every trial's trained weights are kept (the
+study's :class:`~codenas.search.weights.WeightStore` under ``inherit_store``, a directory every
+worker must see, with no pruning), and a trial the code sampler proposed by a move starts from
 its parent's weights, transformed by the move, before its brief training:
 
 - ``shrink`` keeps, in each layer, the units that carry most of the parent's code: the largest
@@ -29,8 +29,6 @@ parent without stored weights trains from scratch as always.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +36,7 @@ import numpy as np
 import torch
 
 from codenas.search.samplers.code import PARENT_ATTR, RULE_ATTR, VALUES_ATTR
+from codenas.search.weights import WEIGHTS_ATTR  # noqa: F401  (re-exported: its old home)
 
 if TYPE_CHECKING:
     import optuna
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
 
     from codenas.spaces import Spec
 
-WEIGHTS_ATTR = "code.weights"
-"""Trial user attribute: the artifact id of the trial's trained ``state_dict``."""
 INHERITED_ATTR = "code.inherited"
 INHERIT_REASON_ATTR = "code.inherit_reason"
 
@@ -129,33 +126,18 @@ class Inheritance:
     """Stores every trial's weights and initialises a moved child from its parent's.
 
     Args:
-        store_dir: the directory of the ``FileSystemArtifactStore`` (shared by all workers).
+        store_dir: the directory of the trials' :class:`~codenas.search.weights.WeightStore`
+            (shared by all workers); every trial's weights are kept, none pruned.
     """
 
     def __init__(self, store_dir: str) -> None:
-        from optuna.artifacts import FileSystemArtifactStore
+        from codenas.search.weights import WeightStore
 
-        os.makedirs(store_dir, exist_ok=True)
-        self.store = FileSystemArtifactStore(store_dir)
+        self.weights = WeightStore(store_dir, keep_all=True)
 
     def save(self, trial: optuna.Trial, model: nn.Module) -> None:
         """Store ``model``'s weights as an artifact of ``trial`` (id in ``code.weights``)."""
-        from optuna.artifacts import upload_artifact
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"trial-{trial.number}.pt")
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-            artifact = upload_artifact(
-                artifact_store=self.store, file_path=path, study_or_trial=trial
-            )
-        trial.set_user_attr(WEIGHTS_ATTR, artifact)
-
-    def _load(self, artifact: str) -> dict[str, torch.Tensor]:
-        with self.store.open_reader(artifact) as f:
-            data = f.read()
-        import io
-
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        self.weights.save(trial, model)
 
     def initialiser(
         self, trial: optuna.Trial, spec: Spec, x: torch.Tensor
@@ -177,13 +159,13 @@ class Inheritance:
             trial.set_user_attr(INHERIT_REASON_ATTR, why)
 
         parent = trial.study.get_trials(deepcopy=False)[int(parent_no)]
-        artifact = parent.user_attrs.get(WEIGHTS_ATTR)
-        if artifact is None or "spec" not in parent.user_attrs:
+        stored = self.weights.load(parent.user_attrs)
+        if stored is None or "spec" not in parent.user_attrs:
             refuse(f"trial {parent_no} stored no weights")
             return None
         parent_spec = spec_from_dict(parent.user_attrs["spec"])
         parent_model = build_model(parent_spec)
-        parent_model.load_state_dict(self._load(artifact))
+        parent_model.load_state_dict(stored)
         acts = capture_activations(parent_model, x.cpu()) if rule == "shrink" else None
         try:
             _, child = transform(

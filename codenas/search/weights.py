@@ -1,0 +1,133 @@
+"""A trial keeps its trained weights: one store per study, bounded to what later steps read.
+
+Every trial's trained ``state_dict`` is written as an Optuna artifact
+(``optuna.artifacts.FileSystemArtifactStore``; its id in the trial's user attribute
+``code.weights``) before the trial is marked COMPLETE, so the steps after a search load a
+network instead of training it again: the end-of-search reports, ``codenas report``,
+``rightsize``, ``erase``, ``distil`` and ``edit`` (each says which it did). After each trial,
+the weights of finished trials that are not on the Pareto front are removed, so the disk holds
+about one ``state_dict`` per front member (plus the trials running). A study created anew under
+a name whose directory holds weights starts with an empty store. The code sampler's
+inheritance ablation (``inherit: true``) keeps every trial's weights, as its moves need them.
+
+The directory is ``study.weights_dir`` (default ``weights/<study name>/`` in the working
+directory); workers on several machines need a directory they all see, or
+``study.keep_weights: false``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+
+WEIGHTS_ATTR = "code.weights"
+"""Trial user attribute: the artifact id of the trial's trained ``state_dict``."""
+
+_log = logging.getLogger(__name__)
+
+
+def weights_dir(study_name: str, configured: str | None = None) -> Path:
+    """Where the weights of study ``study_name`` are kept (``weights/<name>/`` by default)."""
+    if configured:
+        return Path(configured)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
+    return Path("weights") / safe
+
+
+class WeightStore:
+    """The trained weights of one study's trials.
+
+    Args:
+        root: the store's directory (created on first write).
+        keep_all: keep every trial's weights (the inheritance ablation), never prune.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, keep_all: bool = False) -> None:
+        self.root = Path(root)
+        self.keep_all = keep_all
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from optuna.artifacts import FileSystemArtifactStore
+
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._store = FileSystemArtifactStore(str(self.root))
+        return self._store
+
+    def reset(self) -> None:
+        """Remove every stored weight (a study created anew under an old name)."""
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        self._store = None
+
+    def save(self, trial: optuna.Trial, model: nn.Module) -> str:
+        """Store ``model``'s weights as an artifact of ``trial`` (id in ``code.weights``)."""
+        import torch
+        from optuna.artifacts import upload_artifact
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"trial-{trial.number}.pt")
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+            artifact = upload_artifact(
+                artifact_store=self.store, file_path=path, study_or_trial=trial
+            )
+        trial.set_user_attr(WEIGHTS_ATTR, artifact)
+        return artifact
+
+    def load(self, user_attrs: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+        """The ``state_dict`` a trial stored, or ``None`` (none stored, or no longer here)."""
+        import torch
+
+        artifact = user_attrs.get(WEIGHTS_ATTR)
+        if not artifact or not (self.root / str(artifact)).exists():
+            return None
+        with self.store.open_reader(str(artifact)) as f:
+            data = f.read()
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+    def prune(self, trials: Iterable[optuna.trial.FrozenTrial], keep: set[int]) -> int:
+        """Remove the weights of finished trials not in ``keep``; return how many went.
+
+        Trials still running (or waiting) keep theirs: they may be about to join the front.
+        """
+        if self.keep_all:
+            return 0
+        removed = 0
+        for trial in trials:
+            artifact = trial.user_attrs.get(WEIGHTS_ATTR)
+            if not artifact or trial.number in keep or not trial.state.is_finished():
+                continue
+            path = self.root / str(artifact)
+            if path.exists():
+                try:
+                    self.store.remove(str(artifact))
+                    removed += 1
+                except OSError as err:  # another worker removed it first
+                    _log.debug("weights of trial %d: %s", trial.number, err)
+        return removed
+
+    def prune_to_front(self, study: optuna.Study) -> int:
+        """:meth:`prune`, keeping the Pareto front's members."""
+        from codenas.search._optuna_private import best_trials
+
+        front = {t.number for t in best_trials(study)}
+        return self.prune(study.get_trials(deepcopy=False), front)
+
+    def disk_bytes(self) -> int:
+        """Bytes the store holds now."""
+        if not self.root.exists():
+            return 0
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
