@@ -22,6 +22,7 @@ where the public way re-reads every running trial from the storage.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,16 +64,31 @@ def set_trial_user_attrs(
         trial.set_user_attr(key, value)
 
 
+_FRONTS: weakref.WeakKeyDictionary[Any, tuple[int, list[Any]]] = weakref.WeakKeyDictionary()
+
+
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """``study.best_trials`` (feasible non-dominated COMPLETE trials), read once and not
-    deep-copied: the trials are the storage's own, not to be modified."""
+    deep-copied: the trials are the storage's own, not to be modified.
+
+    The front changes only when a trial becomes COMPLETE (a finished trial cannot change), so
+    it is computed once per new COMPLETE trial and shared by everything that reads it after a
+    trial: the tracker, the progress bar, the code sampler, the weight store.
+    """
     from optuna.study._constrained_optimization import _is_constrained_optimization
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+    from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    return _get_pareto_front_trials_by_trials(
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    cached = _FRONTS.get(study)
+    if cached is not None and cached[0] == complete:
+        return list(cached[1])
+    front = _get_pareto_front_trials_by_trials(
         trials, study.directions, consider_constraint=_is_constrained_optimization(trials)
     )
+    _FRONTS[study] = (complete, front)
+    return list(front)
 
 
 def stored_trial(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
