@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from codenas.search._optuna_private import best_trials
 from codenas.text import format_number
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def front_rows(
 ) -> list[FrontRow]:
     """The Pareto front of ``study`` (or the given ``best`` trials), sorted by trial number."""
     names = objective_names(study)
-    best = study.best_trials if best is None else best
+    best = best_trials(study) if best is None else best
     return [row_of(t, names) for t in sorted(best, key=lambda t: t.number)]
 
 
@@ -244,7 +245,7 @@ def plot_front(
     names = objective_names(study)
     directions = [d.name.lower() for d in study.directions]
     trials = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
-    front = {t.number for t in (study.best_trials if best is None else best)}
+    front = {t.number for t in (best_trials(study) if best is None else best)}
     pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))] or [(0, 0)]
     dpi = 100
     fig = Figure(figsize=(5.6 * len(pairs), 5.2), dpi=dpi)
