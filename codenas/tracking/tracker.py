@@ -35,7 +35,7 @@ from codenas.search.samplers import code as code_sampler
 from codenas.search.samplers import lineage
 from codenas.search.storage import CREATED_ATTR, worker_id
 from codenas.search.tracker import register_tracker
-from codenas.urls import is_server, mask_url
+from codenas.urls import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -512,12 +512,6 @@ class MlflowTracker:
         for chunk in _chunks(metrics, 1000):
             self.client.log_batch(self.parent_run_id, metrics=chunk)
         self.client.set_terminated(self.parent_run_id, status=status)
-
-    def runs_url(self) -> str | None:
-        """The MLflow UI link to this experiment's runs table, for an http tracking URI."""
-        if is_server(self.uri):
-            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
-        return None
 
 
 def _short(err: BaseException) -> str:
