@@ -6,7 +6,7 @@ with :func:`register_metric` in the file of its family and import that file here
 - :mod:`~codenas.metrics.capacity`: dead units, effective rank, participation ratio, sparsity,
   intrinsic dimension;
 - :mod:`~codenas.metrics.redundancy`: linear CKA between layers;
-- :mod:`~codenas.metrics.codes`: binary on/off activation codes (NASWOT);
+- :mod:`~codenas.metrics.codes`: binary on/off activation codes (NASWOT, SWAP) and MeCo;
 - :mod:`~codenas.metrics.disentanglement`: MIG, DCI, SAP, modularity against known factors;
 - :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes.
 """
@@ -23,8 +23,11 @@ from codenas.metrics.capacity import (
 from codenas.metrics.capture import Captured, capture_activations, capture_layers
 from codenas.metrics.codes import (
     activation_code_logdet,
+    correlation_min_eigenvalue,
+    meco,
     naswot,
     naswot_channel_mean,
+    swap,
     unique_codes_fraction,
 )
 from codenas.metrics.compute import compute_metrics, reads_codes
@@ -69,6 +72,7 @@ __all__ = [
     "cka_matrix",
     "class_selectivity",
     "compute_metrics",
+    "correlation_min_eigenvalue",
     "dci",
     "dci_forest",
     "dci_from_importance",
@@ -82,6 +86,7 @@ __all__ = [
     "layer_redundancy",
     "linear_cka",
     "linear_probe_accuracy",
+    "meco",
     "mig",
     "modularity",
     "modularity_from_mi",
@@ -95,6 +100,7 @@ __all__ = [
     "sap",
     "sap_continuous",
     "selectivity_index",
+    "swap",
     "twonn_dimension",
     "unique_codes_fraction",
     "unit_label_information",

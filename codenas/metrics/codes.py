@@ -216,3 +216,126 @@ def unique_codes_fraction(acts: ArrayLike, *, threshold: float = 0.0) -> float:
     packed = np.packbits(a > threshold, axis=1)
     n_unique = np.unique(packed, axis=0).shape[0]
     return float(n_unique / a.shape[0])
+
+
+SWAP_BATCH = NASWOT_BATCH
+"""Rows per pattern in :func:`swap` by default: NASWOT's batch, so the two read the same rows.
+
+Peng et al.'s code scores 16 inputs (``--input_samples 16``); pass ``batch_size=16`` for that."""
+
+
+def _unit_patterns(codes: NDArray[np.bool_]) -> NDArray[np.void]:
+    # One opaque value per unit (column): its on/off pattern over the rows, bit-packed.
+    packed = np.packbits(np.ascontiguousarray(codes.T), axis=1)
+    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+
+
+def _swap_batch(layers: Sequence[NDArray[np.bool_]]) -> int:
+    patterns = np.concatenate([_unit_patterns(codes) for codes in layers])
+    return int(np.unique(patterns).size)
+
+
+@register_metric("swap", direction="maximize", scope="network", reads="codes")
+def swap(
+    layers: Sequence[ArrayLike],
+    *,
+    threshold: float = 0.0,
+    batch_size: int = SWAP_BATCH,
+) -> float:
+    """SWAP score: the number of distinct sample-wise activation patterns of all hidden units.
+
+    Peng, Song, Fayek, Ciesielski & Chang (ICLR 2024), "SWAP-NAS: Sample-Wise Activation
+    Patterns for Ultra-fast NAS". Binary codes as for :func:`naswot` (``[a > threshold]``; the
+    authors' ``sign`` of a ReLU output), over every hidden unit of the network together (for a
+    convolutional layer every channel at every spatial position, ``reads="codes"``). Where
+    NASWOT reads each *sample's* pattern over the units, SWAP reads each *unit's* pattern over a
+    batch of samples, a column of the ``(n_samples, n_units)`` code matrix, and counts the
+    distinct ones (``torch.unique`` over the transposed, concatenated codes in the reference
+    code). Two units that fire on exactly the same samples count once; a dead unit and an
+    always-on unit each give one pattern.
+
+    This is the plain SWAP-Score. The paper's regularised variant multiplies it by
+    ``exp(-(params - mu)^2 / sigma)``, a size prior with two hyper-parameters to tune per
+    search space; it is left out (a caller can weigh size itself).
+
+    Batches: with more rows than ``batch_size``, the score is the mean over the consecutive
+    full batches (a last partial batch is left out), as :func:`naswot` does; with at most one
+    batch it is invariant to row order. Scores are comparable only at the same batch size.
+
+    Args:
+        layers: one array of shape ``(n_samples, n_units_l)`` per hidden layer, same rows.
+        threshold: a unit is on where its activation is greater than this.
+        batch_size: rows per pattern, >= 2.
+
+    Returns:
+        A float in ``[1, min(N, 2^m)]`` for ``N`` units in all and ``m`` rows per batch:
+        1 when every unit has the same pattern, ``N`` when all differ. Higher is better; it
+        grows with width.
+    """
+    if batch_size < 2:
+        raise ValueError(f"swap: `batch_size >= 2` must hold, got {batch_size=}")
+    arrays = as_layers(layers, metric="swap", keep_float=True)
+    codes = [_binarise(a, threshold) for a in arrays]
+    n = codes[0].shape[0]
+    if n <= batch_size:
+        return float(_swap_batch(codes))
+    counts = [
+        _swap_batch([c[start : start + batch_size] for c in codes])
+        for start in range(0, n - batch_size + 1, batch_size)
+    ]
+    return float(np.mean(counts))
+
+
+def _min_correlation_eigenvalue(a: NDArray[np.float64]) -> float:
+    if np.any(np.ptp(a, axis=0) == 0):  # a constant column: a zero row, eigenvalue 0
+        return 0.0
+    centred = a - a.mean(axis=0)
+    z = centred / np.sqrt(np.einsum("ij,ij->j", centred, centred))
+    # Positive semi-definite: a negative smallest eigenvalue is rounding.
+    return max(0.0, float(np.linalg.eigvalsh(z.T @ z)[0]))
+
+
+def correlation_min_eigenvalue(acts: ArrayLike) -> float:
+    """Smallest eigenvalue of the Pearson correlation matrix of the columns of ``acts``.
+
+    The rows of ``acts`` (shape ``(n_samples, n_units)``) are the observations. A constant
+    column has no correlation: its row and column of the matrix are 0, as in MeCo's reference
+    code (``corrcoef`` with NaN set to 0), so the smallest eigenvalue is then 0.
+
+    Returns:
+        A float in ``[0, 1]``: 1 when the columns are uncorrelated (orthogonal after
+        centring), 0 when some are linearly dependent (always so when ``n_units >=
+        n_samples``: the centred rows span at most ``n_samples - 1`` dimensions).
+    """
+    a = as_activations(acts, metric="correlation_min_eigenvalue")
+    return _min_correlation_eigenvalue(a)
+
+
+@register_metric("meco", direction="maximize", scope="network")
+def meco(layers: Sequence[ArrayLike]) -> float:
+    """MeCo: the smallest eigenvalue of each layer's unit correlation matrix, summed over layers.
+
+    Jiang, Wang & Bie (NeurIPS 2023), "MeCo: Zero-Shot NAS with One Data and Single Forward
+    Pass via Minimum Eigenvalue of Correlation". For each hidden layer, the Pearson
+    correlation matrix of its units (columns), the rows being the observations, and its
+    smallest eigenvalue (:func:`correlation_min_eigenvalue`); the score is their sum.
+
+    The paper feeds *one* random input to a CNN and correlates its channels over the spatial
+    positions of that input's feature map (``fea = output[0].reshape(C, -1)``); on a dense
+    layer that leaves one observation per unit and the matrix is 0. Here the observations are
+    the rows handed in: over a search's sample rows, one unit per dense unit or per channel
+    (the channel's spatial mean, ``reads="units"``). To score a CNN as the paper does, pass one
+    array of shape ``(H * W, C)`` per layer, one input's feature map. Layers are a network's
+    hidden layers (post-activation), not every module as in the reference code. The paper's
+    MeCo_opt (a random subset of channels per layer) is not implemented.
+
+    A layer at least as wide as there are rows has a singular correlation matrix and adds 0.
+
+    Args:
+        layers: one array of shape ``(n_samples, n_units_l)`` per hidden layer, same rows.
+
+    Returns:
+        A float in ``[0, n_layers]``; higher is better (less correlated units).
+    """
+    arrays = as_layers(layers, metric="meco")
+    return float(sum(_min_correlation_eigenvalue(a) for a in arrays))

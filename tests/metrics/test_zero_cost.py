@@ -1,0 +1,140 @@
+"""SWAP and MeCo, zero-cost scores at initialisation, on cases whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from codenas.metrics import (
+    METRICS,
+    capture_layers,
+    compute_metrics,
+    correlation_min_eigenvalue,
+    meco,
+    reads_codes,
+    swap,
+)
+
+# --------------------------------------------------------------------------------------- SWAP
+
+
+def test_identical_units_give_one_pattern() -> None:
+    column = np.random.default_rng(0).random((16, 1)) > 0.5
+    assert swap([np.repeat(column, 40, axis=1)], batch_size=16) == 1.0
+
+
+def test_distinct_units_each_count() -> None:
+    # 16 rows; unit j fires on the rows of the bits of j + 1: 30 distinct patterns.
+    bits = ((np.arange(1, 31)[None, :] >> np.arange(16)[:, None]) & 1).astype(bool)
+    assert swap([bits], batch_size=16) == 30.0
+    # The same columns again, in a second layer: still 30 patterns (the union of the layers).
+    assert swap([bits, bits[:, ::-1]], batch_size=16) == 30.0
+    # A dead unit and an always-on unit add one pattern each.
+    extra = np.column_stack([np.zeros(16, bool), np.ones(16, bool)])
+    assert swap([bits, extra], batch_size=16) == 32.0
+
+
+def test_independent_random_signs_give_one_pattern_per_unit() -> None:
+    # 64 rows: two of 500 random columns agree with probability ~ 500^2 / 2^65, i.e. never.
+    acts = np.random.default_rng(1).standard_normal((64, 500))
+    assert swap([acts[:, :200], acts[:, 200:]], batch_size=64) == 500.0
+
+
+def test_patterns_saturate_at_two_to_the_rows() -> None:
+    # 3 rows can show at most 2^3 = 8 patterns however many units there are.
+    acts = np.random.default_rng(2).standard_normal((3, 400))
+    assert swap([acts], batch_size=3) == 8.0
+
+
+def test_batches_are_averaged_and_the_threshold_applies() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((32, 50))
+    first, second = swap([a[:16]], batch_size=16), swap([a[16:]], batch_size=16)
+    assert swap([a], batch_size=16) == pytest.approx((first + second) / 2)
+    # A partial last batch is left out.
+    assert swap([a[:40]], batch_size=16) == pytest.approx((first + second) / 2)
+    # Sigmoid-like outputs: every unit is on at threshold 0 (one pattern), not at 0.5.
+    s = 1.0 / (1.0 + np.exp(-a[:16]))
+    assert swap([s], batch_size=16) == 1.0
+    assert swap([s], threshold=0.5, batch_size=16) == first
+
+
+def test_swap_of_a_relu_network_reads_the_codes() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 20), nn.ReLU(), nn.Linear(20, 7), nn.ReLU(), nn.Linear(7, 2))
+    x = torch.randn(64, 5)
+    captured = capture_layers(net, x, [net[1], net[3]], codes=True)
+    h1 = torch.relu(net[0](x))
+    h2 = torch.relu(net[2](h1))
+    codes = torch.cat([h1, h2], dim=1).T > 0
+    expected = torch.unique(codes, dim=0).shape[0]  # the reference code's torch.unique
+    assert swap(captured.codes, batch_size=64) == float(expected)
+    assert METRICS.get("swap").reads == "codes" and reads_codes(["swap"])
+    out = compute_metrics(["swap"], captured.units, codes=captured.codes)
+    assert out["swap"] == swap(captured.codes)
+
+
+def test_swap_of_a_conv_layer_counts_every_channel_at_every_position() -> None:
+    # The reference code flattens each rectified feature map to (N, C * H * W).
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 2))
+    x = torch.randn(16, 1, 8, 8)
+    captured = capture_layers(net, x, [net[1]], codes=True)
+    codes = torch.relu(net[0](x)).reshape(16, -1).T > 0
+    assert captured.codes[0].shape == (16, 4 * 8 * 8)
+    assert swap(captured.codes, batch_size=16) == float(torch.unique(codes, dim=0).shape[0])
+
+
+def test_swap_rejects_a_batch_of_one() -> None:
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        swap([np.ones((4, 3))], batch_size=1)
+
+
+# --------------------------------------------------------------------------------------- MeCo
+
+
+def test_orthogonal_columns_give_eigenvalue_one() -> None:
+    # Centred orthogonal columns: the Hadamard matrix's columns after the first.
+    h = np.array([[1.0]])
+    for _ in range(3):
+        h = np.block([[h, h], [h, -h]])
+    cols = h[:, 1:6] * np.array([1.0, 2.0, 0.5, 3.0, 7.0]) + np.array([1.0, -2, 0, 4, 5])
+    assert correlation_min_eigenvalue(cols) == pytest.approx(1.0, abs=1e-12)
+    assert meco([cols, cols[:, :2]]) == pytest.approx(2.0, abs=1e-12)
+
+
+def test_identical_or_dependent_units_give_eigenvalue_zero() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((50, 3))
+    assert correlation_min_eigenvalue(np.column_stack([a, a[:, 0]])) == pytest.approx(0, abs=1e-12)
+    assert correlation_min_eigenvalue(np.column_stack([a, a @ [1.0, 2.0, -1.0]])) == pytest.approx(
+        0, abs=1e-12
+    )
+    # A dead unit (constant): its correlation row is 0, as MeCo's reference sets NaN to 0.
+    assert correlation_min_eigenvalue(np.column_stack([a, np.zeros(50)])) == 0.0
+    # As many units as rows: the centred rows span n - 1 dimensions, the matrix is singular.
+    assert correlation_min_eigenvalue(rng.standard_normal((10, 10))) == pytest.approx(0, abs=1e-9)
+
+
+def test_two_units_with_correlation_r_give_one_minus_r() -> None:
+    # The 2 x 2 correlation matrix [[1, r], [r, 1]] has eigenvalues 1 - |r| and 1 + |r|.
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((2, 200))
+    r = np.corrcoef(x, y)[0, 1]
+    value = correlation_min_eigenvalue(np.column_stack([x, y]))
+    assert value == pytest.approx(1 - abs(r), rel=1e-12)
+    # Matches numpy's corrcoef and eigvalsh on a wider layer.
+    a = rng.standard_normal((300, 12)) @ rng.standard_normal((12, 12))
+    expected = np.linalg.eigvalsh(np.corrcoef(a, rowvar=False))[0]
+    assert correlation_min_eigenvalue(a) == pytest.approx(expected, rel=1e-9)
+    assert meco([a[:200], np.column_stack([x, y])]) == pytest.approx(
+        correlation_min_eigenvalue(a[:200]) + 1 - abs(r), rel=1e-12
+    )
+
+
+def test_meco_is_a_network_metric_of_the_units() -> None:
+    info = METRICS.get("meco")
+    assert (info.scope, info.reads, info.direction) == ("network", "units", "maximize")
+    assert (METRICS.get("swap").scope, METRICS.get("swap").direction) == ("network", "maximize")
