@@ -1,0 +1,75 @@
+"""The zero-cost screen: the best-scored candidate of the base sampler's size band is trained."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+
+import codenas
+from codenas.data import load_dataset
+from codenas.search.screen import SCREEN_ATTR, ScreenedSampler, choose, zero_cost_scorer
+from codenas.spaces import get_space
+
+
+def test_choose_takes_the_best_score_inside_the_band_of_the_first_proposal() -> None:
+    sizes = [1000.0, 1400.0, 600.0, 5000.0, 900.0]
+    scores = [1.0, 2.0, 9.0, 50.0, math.nan]
+    # 600 is outside 1000/1.5..1000*1.5, 5000 too: the widest never wins on its score alone.
+    assert choose(scores, sizes, 1.5) == (1, 3)
+    assert choose(scores, sizes, 2.0) == (2, 4)
+    assert choose([math.nan, math.nan], [10.0, 10.0], 1.5) == (0, 2)
+
+
+def test_the_scorer_gives_known_scores_for_known_networks(tmp_path: Path) -> None:
+    config = codenas.load_config(None, ["space.min_width=1", "space.width={min: 1, max: 64}"])
+    data = load_dataset(config.data)
+    space = get_space(config.space.name)(config.space)
+    score = zero_cost_scorer(config, data, space, "effective_rank")
+    one = {"depth": 1, "width": 1, "shape": "constant", "activation": "tanh", "dropout": 0.0}
+    value, size = score(one)
+    assert value == pytest.approx(1.0)  # one unit spans one direction
+    assert size == 64 * 1 + 1 + 1 * 10 + 10
+    wide, _ = score({**one, "width": 32})
+    assert 1.0 < wide <= 32.0
+
+
+def test_a_screened_search_trains_the_in_band_best_of_tpes_draws(tmp_path: Path) -> None:
+    config = codenas.load_config(
+        None,
+        [
+            f"study.storage=sqlite:///{tmp_path / 'o.db'}",
+            "study.trials=5",
+            "train.epochs=1",
+            "tracking.enabled=false",
+            "study.sampler_options={n_startup_trials: 2}",
+        ],
+    )
+    data = load_dataset(config.data)
+    space = get_space(config.space.name)(config.space)
+    scorer = zero_cost_scorer(config, data, space, "effective_rank")
+    base = optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
+    sampler = ScreenedSampler(base, scorer, candidates=6, band=1.5)
+    study = optuna.create_study(
+        storage=config.study.storage, directions=["maximize", "minimize"], sampler=sampler
+    )
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        space.sample(trial, data.input_shape, data.n_outputs)
+        value, size = scorer(trial.params)
+        return value, size  # a stand-in for training: the screen is what is tested here
+
+    study.optimize(objective, n_trials=5)
+    screened = [t for t in study.trials if SCREEN_ATTR in t.user_attrs]
+    assert [t.number for t in screened] == [1, 2, 3, 4]  # once the space is known
+    for t in screened:
+        record = t.user_attrs[SCREEN_ATTR]
+        assert record["candidates"] == 6 and 1 <= record["in_band"] <= 6
+        assert (record["chosen"], record["in_band"]) == choose(
+            record["scores"], record["sizes"], 1.5
+        )
+        value, size = scorer(t.params)  # what was trained is the chosen candidate
+        assert value == pytest.approx(record["scores"][record["chosen"]], rel=1e-5)
+        assert size == record["sizes"][record["chosen"]]
