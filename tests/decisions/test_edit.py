@@ -67,11 +67,11 @@ def test_a_rule_the_head_can_represent_is_edited_exactly() -> None:
     result = edit(
         source_of(spec, model, data), rule, ridge=1e-12, margin=2.0, log=False, finetune_steps=0
     )
-    keys, logits = head_keys(model, data.train.x)
+    _, logits = head_keys(model, data.train.x)
     mask = rule.matches(data.train, ["a", "b"])
     ex = np.random.default_rng(0).permutation(np.flatnonzero(mask))[: result.exemplars]
     values, shift = rule_values(logits[ex], rule, result.margin)
-    edited_keys, edited_logits = head_keys(result.model, data.train.x)
+    _, edited_logits = head_keys(result.model, data.train.x)
     np.testing.assert_allclose(edited_logits[ex], values, atol=1e-4 * shift)  # fitted exactly
     _, val_before = head_keys(model, data.val.x)
     _, val_after = head_keys(result.model, data.val.x)

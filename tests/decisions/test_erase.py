@@ -171,3 +171,47 @@ def test_a_spec_file_and_weights_are_a_source(tmp_path: Path) -> None:
         resolve(spec=str(path), weights=str(tmp_path / "missing.pt"))
     with pytest.raises(ConfigError, match="give one source"):
         resolve(run_id="abc", trial=1)
+
+
+def test_out_writes_a_network_that_loads_back_as_a_source(tmp_path: Path, capsys) -> None:
+    import codenas
+    from codenas.cli import main
+    from codenas.decisions.source import resolve, write_network
+    from codenas.decisions.transfer import load_spec_file, write_spec_file
+    from codenas.spaces import MLPSpec
+
+    config = codenas.load_config(
+        "factors-mlp", ["data.n_samples=400", "tracking.enabled=false", "train.epochs=1"]
+    )
+    spec = MLPSpec(input_shape=(16,), n_outputs=5, widths=(12, 6), activation="relu")
+    write_spec_file(tmp_path / "spec.yaml", spec, config=config)
+    torch.manual_seed(0)
+    torch.save(build_model(spec).state_dict(), tmp_path / "w.pt")
+    source = resolve(spec=str(tmp_path / "spec.yaml"), weights=str(tmp_path / "w.pt"))
+    result = erase(source, "f1", log=False, samples=60)
+    spec_path, weights = write_network(tmp_path / "erased", source.spec, result.model, source, "x")
+    back = resolve(spec=str(spec_path), weights=str(weights))
+    x = source.data.val.x
+    torch.testing.assert_close(back.model()(x), result.model.eval()(x))
+    assert back.data.name == "factors" and len(back.data.train) == len(source.data.train)
+    # The commands write the same pair; a distilled student's spec is the student's.
+    files = ["--spec", str(tmp_path / "spec.yaml"), "--weights", str(tmp_path / "w.pt"), "--no-log"]
+    assert (
+        main(["erase", *files, "--factor", "f1", "--samples", "60", "--out", str(tmp_path / "e")])
+        == 0
+    )
+    student = [
+        "--student",
+        "{space: mlp, widths: [4], activation: relu, dropout: 0}",
+        "--epochs",
+        "1",
+    ]
+    assert main(["distil", *files, *student, "--out", str(tmp_path / "d")]) == 0
+    assert load_spec_file(tmp_path / "d" / "spec.yaml").spec.widths == (4,)
+    distilled = resolve(
+        spec=str(tmp_path / "d" / "spec.yaml"), weights=str(tmp_path / "d" / "weights.pt")
+    )
+    assert distilled.model()(x).shape == (len(x), 5)
+    (tmp_path / "file").write_text("")
+    assert main(["erase", *files, "--factor", "f1", "--out", str(tmp_path / "file")]) == 2
+    assert "a file is there" in capsys.readouterr().err
