@@ -110,6 +110,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="validation rows the probes read (default: metrics.samples)",
     )
+    p.add_argument(
+        "--method",
+        choices=("leace", "orthogonal"),
+        default="leace",
+        help="leace: the least-squares LEACE eraser on the shrunk covariance (default); "
+        "orthogonal: project out the factor's directions without whitening (moves the code "
+        "far more: it cost most of the task's accuracy on factors, docs/editing.md)",
+    )
     add_out_option(p, "the edited network")
     p.set_defaults(func=run)
 
@@ -134,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         samples=args.samples,
         downstream=args.downstream,
+        method=args.method,
     )
     print(result.summary())
     if out is not None:
