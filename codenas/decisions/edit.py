@@ -568,7 +568,7 @@ class Edit:
             f"{'raised' if self.rule.predict is not None else 'lowered'} by {self.shift:.2f}, "
             f"margin {self.margin:.2f}), keeping the code of {self.ordinary:,} ordinary training "
             f"rows (second moment, ridge {self.ridge:g}); weights moved by "
-            f"{100 * self.weight_change:.1f}%; {self.seconds['edit']:.2f} s CPU, no gradient step",
+            f"{100 * self.weight_change:.1f}%; {self.seconds['edit']:.3f} s CPU, no gradient step",
             f"on {b.rule_rows + b.untouched_rows} validation rows never used to fit "
             f"({b.rule_rows} of the rule, {b.untouched_rows} it does not touch):",
         ]
@@ -595,7 +595,7 @@ class Edit:
                 f"{100 * e.changed:.1f}%",
                 f"{100 * f.changed:.1f}%",
             ],
-            ["CPU seconds", "-", f"{self.seconds['edit']:.2f}", f"{self.seconds['finetune']:.2f}"],
+            ["CPU seconds", "-", f"{self.seconds['edit']:.3f}", f"{self.seconds['finetune']:.2f}"],
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines += [
