@@ -19,6 +19,7 @@ from typing import Any
 from codenas.cli import (
     catalog,
     distil,
+    edit,
     erase,
     front,
     pick,
@@ -52,7 +53,7 @@ rightsize take the study as search takes a config: a config name or file, or a s
 """
 
 # The commands, in the order `codenas --help` lists them.
-COMMANDS = (search, worker, front, pick, rightsize, train, distil, erase, report, ui)
+COMMANDS = (search, worker, front, pick, rightsize, train, distil, erase, edit, report, ui)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from codenas.cli.erase import add_source_options, resolve_source
+from codenas.cli.erase import add_out_option, add_source_options, resolve_source
 
 
 def add_parser(subparsers: Any) -> None:
@@ -75,12 +75,14 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: the teacher's config)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="student seed (default: 0)")
+    add_out_option(p, "the student")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codenas distil``; bad input raises a CodenasError before anything is written."""
     from codenas.decisions.distil import distil, parse_student
+    from codenas.decisions.source import check_out_dir, write_network
     from codenas.errors import ConfigError
 
     if not args.temperature > 0 or not 0.0 <= args.alpha <= 1.0 or not args.hint >= 0.0:
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     student = None
     if args.student is not None:
         student = _student(args.student, parse_student)
+    out = check_out_dir(args.out)
     source = resolve_source(args)
     print(f"distilling {source.title}; reading the teacher ...")
     result = distil(
@@ -109,6 +112,15 @@ def run(args: argparse.Namespace) -> int:
         experiment=args.experiment,
     )
     print(result.summary())
+    if out is not None:
+        spec_path, weights = write_network(
+            out,
+            result.student_spec,
+            result.model,
+            source,
+            f"student distilled from {source.title} (codenas distil)",
+        )
+        print(f"\nwrote {spec_path} and {weights} (--spec/--weights of the next command)")
     if result.run_id:
         print(f"\nMLflow run {result.run_id} ({source.tracking_uri}), linked to the teacher")
         print(f"  model: mlflow.pytorch.load_model('runs:/{result.run_id}/model')")

@@ -44,6 +44,16 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-log", action="store_true", help="do not log to MLflow")
 
 
+def add_out_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--out DIR``: write the resulting network as spec.yaml + weights.pt."""
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"also write {what} to DIR as spec.yaml + weights.pt (a state_dict that "
+        "codenas.spaces.build_model(spec) loads; --spec/--weights of a next command)",
+    )
+
+
 def resolve_source(args: argparse.Namespace) -> Any:
     from codenas.decisions.source import resolve
 
@@ -77,7 +87,7 @@ def add_parser(subparsers: Any) -> None:
         epilog="examples:\n"
         "  codenas erase --study factors-mlp --trial 7 --factor f1\n"
         "  codenas erase RUN_ID --factor scale --layer 0 --downstream\n"
-        "  codenas erase --spec spec.yaml --weights model.pt --factor f2 --no-log",
+        "  codenas erase --spec spec.yaml --weights model.pt --factor f2 --no-log --out erased/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_options(p)
@@ -100,16 +110,27 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="validation rows the probes read (default: metrics.samples)",
     )
+    p.add_argument(
+        "--method",
+        choices=("leace", "orthogonal"),
+        default="leace",
+        help="leace: the least-squares LEACE eraser on the shrunk covariance (default); "
+        "orthogonal: project out the factor's directions without whitening (moves the code "
+        "far more: it cost most of the task's accuracy on factors, docs/editing.md)",
+    )
+    add_out_option(p, "the edited network")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codenas erase``; bad input raises a CodenasError before anything is written."""
     from codenas.decisions.erase import check_request, erase
+    from codenas.decisions.source import check_out_dir, write_network
     from codenas.errors import ConfigError
 
     if args.samples is not None and args.samples < 20:
         raise ConfigError(f"--samples: at least 20 rows, got {args.samples}")
+    out = check_out_dir(args.out)
     source = resolve_source(args)
     check_request(source.spec, source.data, args.factor, args.layer)
     print(f"erasing {args.factor!r} from {source.title}; reading the network ...")
@@ -121,8 +142,18 @@ def run(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         samples=args.samples,
         downstream=args.downstream,
+        method=args.method,
     )
     print(result.summary())
+    if out is not None:
+        spec_path, weights = write_network(
+            out,
+            source.spec,
+            result.model,
+            source,
+            f"{source.title} with factor {args.factor!r} erased (codenas erase)",
+        )
+        print(f"\nwrote {spec_path} and {weights} (--spec/--weights of the next command)")
     if result.run_id:
         print(f"\nMLflow run {result.run_id} ({source.tracking_uri}), linked to the source")
         print(f"  model: mlflow.pytorch.load_model('runs:/{result.run_id}/model')")

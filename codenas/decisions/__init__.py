@@ -43,6 +43,8 @@ _EXPORTS = {
     "Erasure": "codenas.decisions.erase",
     "distil": "codenas.decisions.distil",
     "Distilled": "codenas.decisions.distil",
+    "edit": "codenas.decisions.edit",
+    "Edit": "codenas.decisions.edit",
 }
 
 # Names exported under another name than the one they have in their module.

@@ -53,11 +53,15 @@ from codenas.errors import ConfigError, DataError, unknown_name_message
 from codenas.metrics.erasure import (
     AffineEraser,
     leace_from_moments,
+    orthogonal_from_moments,
     permuted_cross,
-    probe_accuracy_cv,
     probe_accuracy_split,
+    probe_scores_cv,
+    shrink_covariance,
 )
 from codenas.spaces import fold_affine, layer_sizes, space_of
+
+METHODS = ("leace", "orthogonal")
 
 if TYPE_CHECKING:
     from codenas.data import Dataset
@@ -296,6 +300,9 @@ class ProbeRow:
         before_cv, after_cv: a probe fitted on fresh rows: cross-validated on the validation
             rows (every row scored once by a probe that never saw it or the eraser's rows).
         constant_cv: the constant predictor, cross-validated the same way.
+        gain_before_cv, gain_after_cv: the fresh-rows probe's log-loss gain over the constant
+            predictor (nats; <= 0: no better than a constant in the loss the erasure's
+            guarantee is about), before and after.
     """
 
     where: str
@@ -306,6 +313,8 @@ class ProbeRow:
     before_cv: float
     after_cv: float
     constant_cv: float
+    gain_before_cv: float = math.nan
+    gain_after_cv: float = math.nan
 
     @property
     def excess(self) -> float:
@@ -324,7 +333,7 @@ class Erasure:
 
     Attributes:
         title: the source network; factor, layer: what was erased where.
-        eraser: the LEACE map (``rank`` directions removed of ``width``).
+        eraser: the affine eraser (``rank`` directions removed of ``width``).
         model: the edited network (same architecture, eraser folded in).
         probes: one :class:`ProbeRow` per (place, factor).
         before, after: task metrics on validation and test, source and edited network.
@@ -352,6 +361,7 @@ class Erasure:
     fit_rows: int
     links: dict[str, str] = dataclasses.field(default_factory=dict)
     chained: dict[int, AffineEraser] = dataclasses.field(default_factory=dict)
+    method: str = "leace"
     run_id: str | None = None
     model_uri: str | None = None
 
@@ -371,6 +381,8 @@ class Erasure:
             out[f"probe_cv/{r.factor}/{r.where}"] = r.after_cv
             out[f"probe_cv_before/{r.factor}/{r.where}"] = r.before_cv
             out[f"probe_cv_constant/{r.factor}"] = r.constant_cv
+            out[f"probe_cv_gain/{r.factor}/{r.where}"] = r.gain_after_cv
+            out[f"probe_cv_gain_before/{r.factor}/{r.where}"] = r.gain_before_cv
         out["erased_rank"] = float(self.eraser.rank)
         for i, e in self.chained.items():
             out[f"erased_rank/layer_{i}"] = float(e.rank)
@@ -380,8 +392,9 @@ class Erasure:
     def summary(self) -> str:
         """The report as text: the task before and after, and the probe table."""
         lines = [
-            f"erased factor {self.factor!r} from layer {self.layer} of {self.title}: LEACE "
-            f"removed {self.eraser.rank} of {self.width} directions (fitted on {self.fit_rows} "
+            f"erased factor {self.factor!r} from layer {self.layer} of {self.title}: the "
+            f"{'orthogonal' if self.method == 'orthogonal' else 'LEACE'} eraser removed "
+            f"{self.eraser.rank} of {self.width} directions (fitted on {self.fit_rows} "
             "training rows), folded into the next layer's weights and bias; max |logit "
             f"difference| against eraser-then-network: {self.fold_error:.2g} of the largest "
             "logit",
@@ -425,6 +438,11 @@ class Erasure:
             f"(fresh-rows probe); before: {100 * (edited.before - edited.constant):+.1f} / "
             f"{100 * (edited.before_cv - edited.constant_cv):+.1f} pp"
         )
+        lines.append(
+            f"  fresh-rows probe's log-loss gain over the constant predictor: "
+            f"{edited.gain_before_cv:+.3f} -> {edited.gain_after_cv:+.3f} nats (<= 0: no better "
+            "than a constant in log loss, what the erasure guarantees)"
+        )
         later = [r for r in self.probes if r.factor == self.factor and r.where != edited.where]
         if later:
             back = max(later, key=lambda r: r.excess_cv)
@@ -450,12 +468,21 @@ def _probe_rows(
         for j, name in enumerate(names):
             before, constant = probe_accuracy_split(tr_b, f_train[:, j], va_b, f_val[:, j])
             after, _ = probe_accuracy_split(tr_a, f_train[:, j], va_a, f_val[:, j])
-            before_cv, constant_cv = probe_accuracy_cv(
-                va_b, f_val[:, j], folds=PROBE_FOLDS, seed=seed
-            )
-            after_cv, _ = probe_accuracy_cv(va_a, f_val[:, j], folds=PROBE_FOLDS, seed=seed)
+            cv_b = probe_scores_cv(va_b, f_val[:, j], folds=PROBE_FOLDS, seed=seed)
+            cv_a = probe_scores_cv(va_a, f_val[:, j], folds=PROBE_FOLDS, seed=seed)
             rows.append(
-                ProbeRow(where, name, before, after, constant, before_cv, after_cv, constant_cv)
+                ProbeRow(
+                    where,
+                    name,
+                    before,
+                    after,
+                    constant,
+                    cv_b.accuracy,
+                    cv_a.accuracy,
+                    cv_b.constant,
+                    cv_b.gain,
+                    cv_a.gain,
+                )
             )
     return rows
 
@@ -475,6 +502,7 @@ def erase(
     experiment: str | None = None,
     samples: int | None = None,
     downstream: bool = False,
+    method: str = "leace",
 ) -> Erasure:
     """Erase ``factor`` from hidden layer ``layer`` (default: the last) of ``source``'s network.
 
@@ -488,6 +516,10 @@ def erase(
         downstream: also erase the factor from every later hidden layer, in order, each eraser
             fitted on the network edited so far (what a later non-linearity re-creates is
             erased again); layers an eraser cannot fold out of (CNN max pooling) are skipped.
+        method: ``"leace"`` (default: LEACE on the shrunk covariance, the least change of the
+            code) or ``"orthogonal"`` (project out the factor's mean-difference directions in
+            the units' own coordinates: no whitening, but it moves the code far more and cost
+            55-72 pp of task accuracy on factors; docs/editing.md).
 
     Returns:
         The :class:`Erasure`.
@@ -504,10 +536,16 @@ def erase(
     # noise of the cross-covariance is that of their channel means under shuffled levels.
     z_train = data.train.factors[:, j].numpy()
 
+    if method not in METHODS:
+        raise ConfigError(f"--method: one of {', '.join(METHODS)}, got {method!r}")
+
     def fit_on(net: nn.Module, i: int) -> tuple[AffineEraser, int]:
         m = layer_moments(net, i, data.train.x, z_train)
         null = permuted_cross(m.units, z_train, seed=source.config.data.seed)
-        return leace_from_moments(m.mean, m.cov, m.cross, null_cross=null), m.rows
+        if method == "orthogonal":
+            return orthogonal_from_moments(m.mean, m.cross), m.rows
+        cov = shrink_covariance(m.cov, m.rows)
+        return leace_from_moments(m.mean, cov, m.cross, null_cross=null), m.rows
 
     eraser, fit_rows = fit_on(model, k)
     edited = fold_eraser(model, source.spec, k, eraser)
@@ -562,6 +600,7 @@ def erase(
         fit_rows=fit_rows,
         links=dict(source.links),
         chained=chained,
+        method=method,
     )
     if log and source.tracking_uri is not None:
         result.run_id, result.model_uri = _log(result, source, experiment)
@@ -588,7 +627,7 @@ def _log(result: Erasure, source: Source, experiment: str | None) -> tuple[str, 
         "codenas.erased_factor": result.factor,
         "codenas.erased_layer": str(result.layer),
         "mlflow.note.content": (
-            f"`codenas erase`: factor {result.factor!r} erased (LEACE) from layer "
+            f"`codenas erase`: factor {result.factor!r} erased ({result.method}) from layer "
             f"{result.layer} of {source.title} ({spec_summary(source.spec.to_dict())}), "
             "folded into the next layer's weights. erase.txt has the probe table."
         ),
@@ -625,7 +664,7 @@ def _log(result: Erasure, source: Source, experiment: str | None) -> tuple[str, 
         params={
             "factor": result.factor,
             "layer": result.layer,
-            "method": "leace",
+            "method": result.method,
             "downstream": sorted(result.chained),
         },
         metrics=result.metrics(),

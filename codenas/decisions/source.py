@@ -276,3 +276,52 @@ def resolve(
     if spec is None or weights is None:
         raise ConfigError("--spec and --weights go together: a spec file and its state_dict")
     return from_files(spec, weights, data=data, tracking_uri=tracking_uri)
+
+
+# ----------------------------------------------------------------------------- --out
+
+
+def check_out_dir(out: str | Path | None) -> Path | None:
+    """Validate ``--out DIR`` before any work: a folder (created later) or nothing.
+
+    Raises:
+        ConfigError: ``out`` is an existing file.
+    """
+    if out is None:
+        return None
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"--out {out}: a file is there; give a folder for spec.yaml and weights.pt"
+        )
+    return path
+
+
+def write_network(
+    out: str | Path, spec: Spec, model: nn.Module, source: Source, header: str
+) -> tuple[Path, Path]:
+    """Write an edited or distilled network as ``out/spec.yaml`` + ``out/weights.pt``.
+
+    ``spec.yaml`` is a spec file (``codenas pick --out``'s format) carrying the source's data,
+    train and metrics sections and its links; ``weights.pt`` is the module's ``state_dict``
+    (``torch.save``), which ``codenas.spaces.build_model(spec)`` loads. The pair is itself a
+    source: ``--spec out/spec.yaml --weights out/weights.pt``.
+
+    Returns:
+        ``(spec path, weights path)``.
+    """
+    import torch
+
+    from codenas.decisions.transfer import write_spec_file
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    links = {k.removeprefix("codenas.source_"): v for k, v in source.links.items()}
+    links = {("mlflow_run_id" if k == "run_id" else k): v for k, v in links.items()}
+    spec_path = write_spec_file(
+        folder / "spec.yaml", spec, source=links, config=source.config, header=[header]
+    )
+    weights = folder / "weights.pt"
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save(state, weights)
+    return spec_path, weights

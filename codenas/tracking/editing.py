@@ -1,11 +1,11 @@
-"""MLflow calls of the edits made to a trained network: ``codenas erase`` and ``codenas distil``.
+"""MLflow calls of the edits made to a trained network: ``codenas erase``, ``distil``, ``edit``.
 
 An edit is logged as one top-level run, like a ``codenas train`` run (params, metrics, text
 files and the edited or distilled model in MLflow's PyTorch flavour, through
-:func:`codenas.tracking.runs.log_trained`), tagged ``codenas.role`` = ``erase`` or ``distil``
-and linked to the network it came from by ``codenas.source_run_id`` (the source's MLflow run,
-when it has one), ``codenas.source_study`` / ``codenas.source_trial`` (a search trial) and
-``codenas.source_kind``. Such a run is itself a source for the next edit or a report: its
+:func:`codenas.tracking.runs.log_trained`), tagged ``codenas.role`` = ``erase``, ``distil``
+or ``edit`` and linked to the network it came from by ``codenas.source_run_id`` (the source's
+MLflow run, when it has one), ``codenas.source_study`` / ``codenas.source_trial`` (a search
+trial) and ``codenas.source_kind``. Such a run is itself a source for the next edit or a report: its
 ``config.yaml`` and ``codenas.spec`` tag rebuild the network, its model reloads the weights.
 """
 
@@ -24,7 +24,7 @@ from codenas.tracking.runs import (
 if TYPE_CHECKING:
     from torch import nn
 
-EDIT_ROLES = ("erase", "distil")
+EDIT_ROLES = ("erase", "distil", "edit")
 SOURCE_RUN_TAG = "codenas.source_run_id"
 
 
@@ -50,11 +50,11 @@ def log_edit(
     tags: Mapping[str, str],
     texts: Mapping[str, str],
 ) -> tuple[str, str]:
-    """Log one edit run (``role`` ``erase`` or ``distil``) with its model.
+    """Log one edit run (``role`` ``erase``, ``distil`` or ``edit``) with its model.
 
     Args:
         uri, experiment: where to log (the experiment is created if missing).
-        role: ``"erase"`` or ``"distil"``: the ``codenas.role`` tag.
+        role: ``"erase"``, ``"distil"`` or ``"edit"``: the ``codenas.role`` tag.
         run_name: the run's name in the UI.
         model: the edited (or distilled) module, logged as ``model``.
         input_example: a few input rows (numpy), fixing the model signature.

@@ -33,7 +33,7 @@ _log = logging.getLogger(__name__)
 
 PICKED_TAG = "codenas.picked"
 ROLE_TAG = "codenas.role"
-MODEL_ROLES = ("train", "erase", "distil")  # runs that log their own model and config
+MODEL_ROLES = ("train", "erase", "distil", "edit")  # runs that log their own model and config
 SPEC_TAG = "codenas.spec"
 
 

@@ -60,3 +60,30 @@ def coordinate_net() -> tuple[MLPSpec, torch.nn.Module]:
 def source_of(spec, model, data, config=None) -> Source:
     config = config or codenas.load_config(None, ["tracking.enabled=false", "metrics.samples=800"])
     return Source("files", "a built network", spec, config, data, {}, {}, None, "-", lambda: model)
+
+
+def switch_data(n: int = 1000, seed: int = 0) -> Dataset:
+    """Inputs ``(a, b, noise, noise)``: a binary factor ``a`` (read without noise) and the label
+    ``b`` of 4 levels; with :func:`coordinate_net`, rows with ``a = 0`` differ from the others
+    along a direction in which the others do not vary at all."""
+    rng = np.random.default_rng(seed)
+
+    def split(m: int) -> Split:
+        a, b = rng.integers(0, 2, size=m), rng.integers(0, LEVELS, size=m)
+        x = np.column_stack([a, b + 0.15 * rng.normal(size=m), rng.normal(size=(m, 2))])
+        return Split(
+            torch.as_tensor(x, dtype=torch.float32),
+            torch.as_tensor(b, dtype=torch.int64),
+            torch.as_tensor(np.column_stack([a, b]), dtype=torch.int64),
+        )
+
+    return Dataset(
+        name="switch",
+        task="classification",
+        input_shape=(4,),
+        n_outputs=LEVELS,
+        train=split(n),
+        val=split(n // 2),
+        test=split(n // 2),
+        factor_names=("a", "b"),
+    )

@@ -102,12 +102,14 @@ def test_bad_settings_are_refused_before_training() -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from codenas.cli import distil as distil_cli
+    from codenas.cli import edit as edit_cli
     from codenas.cli import erase as erase_cli
 
     parser = argparse.ArgumentParser(prog="codenas")
     sub = parser.add_subparsers()
     erase_cli.add_parser(sub)
     distil_cli.add_parser(sub)
+    edit_cli.add_parser(sub)
     return parser
 
 
@@ -158,13 +160,14 @@ def test_erase_and_distil_a_trial_of_a_real_study(tmp_path: Path) -> None:
 
     assert _run("erase", *source, "--factor", "f1", "--layer", "0") == 0
     assert _run("distil", *source, "--epochs", "2") == 0
+    assert _run("edit", *source, "--when", "f1=0", "--never", "1", "--finetune-steps", "5") == 0
     trial_run = codenas.search.load_study("tiny", storage).trials[0].user_attrs["mlflow_run_id"]
     edits = {
         r.data.tags["codenas.role"]: r
         for r in client.search_runs(experiments, "tags.`codenas.role` != 'none'")
-        if r.data.tags.get("codenas.role") in ("erase", "distil")
+        if r.data.tags.get("codenas.role") in ("erase", "distil", "edit")
     }
-    assert set(edits) == {"erase", "distil"}
+    assert set(edits) == {"erase", "distil", "edit"}
     for run in edits.values():
         assert run.data.tags["codenas.source_run_id"] == trial_run
         assert run.data.tags["codenas.source_trial"] == "0"
@@ -176,8 +179,12 @@ def test_erase_and_distil_a_trial_of_a_real_study(tmp_path: Path) -> None:
     assert "cka_teacher/layer_0" in student.metrics and student.metrics["params_ratio"] < 1.0
     model = build_model(spec_from_dict(__import__("json").loads(student.tags["codenas.spec"])))
     model.load_state_dict(load_logged_model(uri, edits["distil"].info.run_id).state_dict())
-    # An edit's run is itself a source: distil the erased network.
+    assert "rule_success/val" in edits["edit"].data.metrics
+    assert "finetune/rule_success/val" in edits["edit"].data.metrics
+    # An edit's run is itself a source: distil the erased network, edit the edited one.
     assert _run("distil", edits["erase"].info.run_id, "--tracking-uri", uri, "--no-log") == 0
+    again = [edits["edit"].info.run_id, "--tracking-uri", uri, "--no-log", "--finetune-steps", "0"]
+    assert _run("edit", *again, "--when", "f1=4", "--predict", "0") == 0
     # ... and a report draws its neural code like a train run's (kind = its role).
     from codenas.decisions.report import report_run
     from codenas.tracking.runs import read_run

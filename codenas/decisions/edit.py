@@ -1,0 +1,818 @@
+"""Inject a rule into a trained classifier by a closed-form change of one layer's weights.
+
+``edit(source, rule)`` rewrites what a trained network predicts for the rows a rule names
+("rows whose factor ``f1`` is 2 should be classified as class 4", "class 3 must never be
+predicted for rows with ``f1 = 0``") from a few exemplar rows, with no gradient step:
+
+1. **Keys.** The input of the network's last linear layer (the head: an MLP's last hidden
+   layer, a CNN's channel means after its last block), with a constant 1 appended for the bias,
+   on ``exemplars`` training rows of the rule (the keys ``K``) and on every ordinary training
+   row, the rows the rule does not name (their second moment ``S = E[k k^T]``).
+2. **Values.** The logits the rule asks for: the exemplars' own logits, with the rule's class
+   raised (``predict``) or lowered (``never``) by one common amount ``M``, the largest the
+   exemplars need for the class to win (lose) by ``margin``. One shift for every row of the
+   rule is exactly what a rule that a linear head can represent needs, and it leaves the other
+   classes' logits, and their order, as they were.
+3. **Rewrite** (Bau et al. 2020, "Rewriting a deep generative model"; Santurkar et al. 2021,
+   "Editing a classifier by rewriting its prediction rules"; Meng et al. 2022, ROME): the
+   change ``D`` of the head's ``[W b]`` of least ``E[|D k|^2]`` over the ordinary rows, i.e. of
+   least ``tr(D S D^T)``, that maps the exemplar keys to their values within the ``rank``
+   strongest directions of the keys whitened by ``S``. With ``S_l = S + ridge tr(S)/(d+1) I``,
+   ``K_w = K S_l^(-1/2) = U diag(s) V^T`` and the residual ``R = V* - K [W b]^T``::
+
+       D = R^T U_r diag(1/s_r) V_r^T S_l^(-1/2)
+
+   For one exemplar (``rank`` 1) this is ROME's ``(v* - W k)(S^-1 k)^T / (k^T S^-1 k)``; with
+   ``rank`` the exemplars' rank and ``ridge`` 0 it maps every exemplar exactly. A key that
+   ordinary rows never vary along (a direction ``S`` is null on) is where the change goes
+   first: a rule the head can represent exactly is edited exactly and moves no ordinary row.
+4. **Check, on held-out rows.** On the validation rows (never used to fit), before and after:
+   the rule's success rate on the rule's rows, and accuracy on the rows the rule does not touch
+   (plus how many of their predictions changed); the same for a **fine-tuning baseline**, what
+   a user would do instead: ``finetune_steps`` gradient steps of the training config's
+   optimiser on the same exemplars (relabelled to the rule's class; for ``never``, the loss
+   ``-log(1 - p_class)``) plus, fairly, as many ordinary training rows per step with their own
+   labels; both costs are process CPU seconds.
+
+Why the head: its outputs have a known meaning, so the rule's values are exact statements of
+the rule (the class wins by a margin), and nothing non-linear lies between the edit and the
+prediction. A hidden layer's target code is a guess (e.g. the code of rows that already have
+the target class), and what a later non-linearity does with it is not controlled; the head's
+keys are the layer a linear probe reads factors from best (docs/editing.md), so a rule stated on
+factors is linearly visible there.
+
+The edited network (same architecture, parameter count) is logged as an MLflow run
+(``codenas.role=edit``), linked to its source like ``codenas erase``'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import nn
+
+from codenas.errors import ConfigError, DataError, unknown_name_message
+
+if TYPE_CHECKING:
+    from codenas.data import Dataset, Split
+    from codenas.decisions.source import Source
+
+from codenas.decisions.edit_defaults import (
+    DEFAULT_EXEMPLARS,
+    DEFAULT_FINETUNE_STEPS,
+    DEFAULT_RANK,
+    DEFAULT_RIDGE,
+)
+
+_BATCH = 1024
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What the network should do on some rows.
+
+    Attributes:
+        when: factor name -> the levels it must have (a row matches when every factor has one
+            of its levels).
+        predict: the class the matching rows should be classified as, or ``None``.
+        never: the class that must never be predicted for them, or ``None`` (exactly one of
+            ``predict`` and ``never`` is set).
+    """
+
+    when: tuple[tuple[str, tuple[int, ...]], ...]
+    predict: int | None = None
+    never: int | None = None
+
+    @property
+    def target(self) -> int:
+        """The class the rule is about."""
+        return int(self.predict if self.predict is not None else self.never)  # type: ignore[arg-type]
+
+    def condition(self) -> str:
+        """The rows the rule names, for people: ``f1 = 0 and f2 in [1, 2]``."""
+        return " and ".join(
+            f"{name} = {levels[0]}" if len(levels) == 1 else f"{name} in {list(levels)}"
+            for name, levels in self.when
+        )
+
+    def describe(self) -> str:
+        if self.predict is not None:
+            return f"rows with {self.condition()} -> class {self.predict}"
+        return f"rows with {self.condition()}: never class {self.never}"
+
+    def matches(self, split: Split, names: Sequence[str]) -> NDArray[np.bool_]:
+        """``(n,)`` mask of the split's rows the rule names."""
+        assert split.factors is not None
+        f = split.factors.numpy()
+        mask = np.ones(len(f), dtype=bool)
+        for name, levels in self.when:
+            mask &= np.isin(f[:, names.index(name)], levels)
+        return mask
+
+    def follows(self, pred: NDArray[np.integer]) -> NDArray[np.bool_]:
+        """Whether each prediction follows the rule."""
+        return pred == self.predict if self.predict is not None else pred != self.never
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"when": {n: (list(v) if len(v) > 1 else v[0]) for n, v in self.when}}
+        out["predict" if self.predict is not None else "never"] = self.target
+        return out
+
+
+def _as_class(value: Any, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"{where}{key}: a class index (an integer), got {value!r}")
+    return int(value)
+
+
+def rule_from_mapping(raw: Any, where: str = "") -> Rule:
+    """A rule from ``{when: {FACTOR: LEVEL or [LEVELS]}, predict: CLASS}`` (or ``never: CLASS``).
+
+    Args:
+        raw: the mapping (a rule file's YAML).
+        where: prefix for error messages (the file name and ``: ``).
+
+    Raises:
+        ConfigError: a malformed rule, naming the key.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{where}a rule is a mapping {{when: {{FACTOR: LEVEL}}, predict: CLASS}} "
+            f"(or never: CLASS), got {type(raw).__name__}"
+        )
+    unknown = sorted(set(raw) - {"when", "predict", "never"})
+    if unknown:
+        raise ConfigError(
+            f"{where}unknown key(s) {', '.join(map(str, unknown))}; a rule has "
+            "when, and predict or never"
+        )
+    if ("predict" in raw) == ("never" in raw):
+        raise ConfigError(f"{where}give exactly one of predict: CLASS and never: CLASS")
+    when = raw.get("when")
+    if not isinstance(when, Mapping) or not when:
+        raise ConfigError(
+            f"{where}when: a mapping of factor -> level(s), e.g. {{f1: 2}}, got {when!r}"
+        )
+    conds = []
+    for name, value in when.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        if not values or any(
+            isinstance(v, bool) or not isinstance(v, int | np.integer) for v in values
+        ):
+            raise ConfigError(
+                f"{where}when.{name}: a level (an integer) or a list of levels, got {value!r}"
+            )
+        conds.append((str(name), tuple(sorted({int(v) for v in values}))))
+    if "predict" in raw:
+        return Rule(tuple(conds), predict=_as_class(raw["predict"], "predict", where))
+    return Rule(tuple(conds), never=_as_class(raw["never"], "never", where))
+
+
+def load_rule(path: str | Path) -> Rule:
+    """Read a rule file (YAML, see :func:`rule_from_mapping`).
+
+    Raises:
+        ConfigError: a missing or unreadable file, or a malformed rule, naming the file.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the rule: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+    return rule_from_mapping(raw, f"{path}: ")
+
+
+def rule_from_flags(
+    when: Sequence[str], predict: int | None = None, never: int | None = None
+) -> Rule:
+    """A rule from ``--when FACTOR=LEVEL[,LEVEL...]`` (repeatable) and ``--predict``/``--never``.
+
+    Raises:
+        ConfigError: a malformed ``--when``, or not exactly one of ``predict`` and ``never``.
+    """
+    if (predict is None) == (never is None):
+        raise ConfigError("give exactly one of --predict CLASS and --never CLASS")
+    conds: dict[str, list[int]] = {}
+    for item in when:
+        name, sep, levels = item.partition("=")
+        try:
+            values = [int(v) for v in levels.split(",")] if sep else []
+        except ValueError:
+            values = []
+        if not name.strip() or not values:
+            raise ConfigError(f"--when {item!r}: FACTOR=LEVEL or FACTOR=LEVEL,LEVEL,..., e.g. f1=2")
+        conds.setdefault(name.strip(), []).extend(values)
+    if not conds:
+        raise ConfigError("the rule needs --when FACTOR=LEVEL (or --rule FILE)")
+    raw: dict[str, Any] = {"when": conds}
+    raw["predict" if predict is not None else "never"] = predict if predict is not None else never
+    return rule_from_mapping(raw, "")
+
+
+def check_rule(rule: Rule, data: Dataset, *, exemplars: int, rank: int) -> None:
+    """Validate a rule against the data before any work.
+
+    Raises:
+        DataError: the dataset has no known factors, or is not a classification task.
+        ConfigError: an unknown factor, a class out of range, a level no row has (no matching
+            rows in the training or validation split), fewer exemplars than the rank.
+    """
+    if data.task != "classification":
+        raise DataError(f"dataset {data.name!r} is a {data.task} task; edit rewrites a classifier")
+    if not data.has_factors:
+        raise DataError(
+            f"dataset {data.name!r} has no known factors to state a rule on; edit needs one that "
+            "has (`codenas datasets`: factors, shapes, or your file with factor columns)"
+        )
+    for name, _ in rule.when:
+        if name not in data.factor_names:
+            raise ConfigError(
+                f"rule: when.{name}: " + unknown_name_message("factor", name, data.factor_names)
+            )
+    key = "predict" if rule.predict is not None else "never"
+    if not 0 <= rule.target < data.n_outputs:
+        raise ConfigError(
+            f"rule: {key}: class {rule.target} is out of range; the network has classes "
+            f"0..{data.n_outputs - 1}"
+        )
+    if rank < 1:
+        raise ConfigError(f"--rank: at least 1, got {rank}")
+    if exemplars < rank:
+        raise ConfigError(
+            f"--exemplars {exemplars} is fewer than the edit's rank {rank}; a rank-r edit "
+            "needs at least r exemplar rows"
+        )
+    names = list(data.factor_names)
+    for split_name, split in (("training", data.train), ("validation", data.val)):
+        n = int(rule.matches(split, names).sum())
+        if n == 0:
+            occur = "; ".join(
+                f"{n}: {sorted(set(split.factors[:, names.index(n)].tolist()))}"  # type: ignore[index]
+                for n, _ in rule.when
+            )
+            raise ConfigError(
+                f"rule: no {split_name} row has {rule.condition()} (levels that occur: {occur})"
+            )
+        if split_name == "training" and n < rank:
+            raise ConfigError(
+                f"rule: only {n} training rows match, fewer than the edit's rank {rank}"
+            )
+    if int((~rule.matches(data.train, names)).sum()) < 2:
+        raise ConfigError("rule: it names (almost) every training row; nothing is left to keep")
+
+
+# ----------------------------------------------------------------------------- closed form
+
+
+def rewrite_linear(
+    weight: ArrayLike,
+    bias: ArrayLike,
+    keys: ArrayLike,
+    values: ArrayLike,
+    second_moment: ArrayLike,
+    *,
+    rank: int = DEFAULT_RANK,
+    ridge: float = DEFAULT_RIDGE,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The least-change rewrite of a linear layer ``y = W k + b`` (module docstring, step 3).
+
+    Args:
+        weight: ``(n_out, d)``, ``W``.
+        bias: ``(n_out,)``, ``b``.
+        keys: ``(m, d)``, the exemplars' inputs to the layer.
+        values: ``(m, n_out)``, the outputs they should get.
+        second_moment: ``(d + 1, d + 1)``, ``E[k k^T]`` of the ordinary rows' inputs with a
+            constant 1 appended (the bias's input), the rows whose outputs are to be kept.
+        rank: directions of the whitened exemplar keys the change may use, ``1 <= rank <= m``.
+        ridge: added to the second moment, times its mean eigenvalue, before it is inverted.
+
+    Returns:
+        ``(new weight, new bias, singular values of the whitened keys)``.
+
+    Raises:
+        ValueError: shapes that do not agree, or a rank above the exemplars' numerical rank.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    b = np.asarray(bias, dtype=np.float64)
+    k = np.asarray(keys, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    s2 = np.asarray(second_moment, dtype=np.float64)
+    n_out, d = w.shape
+    m = k.shape[0] if k.ndim == 2 else -1
+    shapes_agree = (
+        b.shape == (n_out,) and k.shape == (m, d) and v.shape == (m, n_out)
+    ) and s2.shape == (d + 1, d + 1)
+    if not shapes_agree:
+        raise ValueError(
+            "rewrite: shapes weight (o, d), bias (o,), keys (m, d), values (m, o), "
+            f"second_moment (d+1, d+1) must agree, got {w.shape}, {b.shape}, {k.shape}, "
+            f"{v.shape}, {s2.shape}"
+        )
+    if not 1 <= rank <= m:
+        raise ValueError(f"rewrite: 1 <= rank <= number of exemplars must hold, got {rank=}, {m=}")
+    full = np.hstack([w, b[:, None]])
+    ka = np.hstack([k, np.ones((m, 1))])
+    s2 = (s2 + s2.T) / 2.0
+    s2 = s2 + ridge * max(float(np.trace(s2)) / (d + 1), 1e-12) * np.eye(d + 1)
+    eigval, eigvec = np.linalg.eigh(s2)
+    inv_root = (eigvec / np.sqrt(np.clip(eigval, 1e-300, None))) @ eigvec.T
+    kw = ka @ inv_root
+    u, s, vt = np.linalg.svd(kw, full_matrices=False)
+    if s[rank - 1] <= s[0] * 1e-9:
+        raise ValueError(
+            f"rewrite: the exemplars' keys span {int(np.sum(s > s[0] * 1e-9))} directions, "
+            f"fewer than rank {rank}"
+        )
+    residual = v - ka @ full.T  # (m, n_out)
+    delta = residual.T @ u[:, :rank] @ np.diag(1.0 / s[:rank]) @ vt[:rank] @ inv_root
+    new = full + delta
+    return new[:, :d], new[:, d], s
+
+
+def second_moment(keys: ArrayLike) -> NDArray[np.float64]:
+    """``(d + 1, d + 1)`` mean of ``[k 1] [k 1]^T`` over rows ``keys`` of shape ``(n, d)``."""
+    k = np.asarray(keys, dtype=np.float64)
+    ka = np.hstack([k, np.ones((k.shape[0], 1))])
+    return ka.T @ ka / k.shape[0]
+
+
+def rule_values(logits: ArrayLike, rule: Rule, margin: float) -> tuple[NDArray[np.float64], float]:
+    """The logits the rule asks for: ``logits`` with the rule's class moved by one common ``M``.
+
+    ``M >= 0`` is the least shift after which, on every row, the class beats (``predict``) or
+    trails (``never``) the best other class by ``margin``.
+
+    Args:
+        logits: ``(m, n_classes)``, the exemplars' logits.
+        rule: the rule.
+        margin: the required gap, >= 0.
+
+    Returns:
+        ``(values (m, n_classes), M)``.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    c = rule.target
+    others = np.delete(z, c, axis=1).max(axis=1)
+    if rule.predict is not None:
+        shift = max(float(np.max(others - z[:, c])) + margin, 0.0)
+    else:
+        shift = -max(float(np.max(z[:, c] - others)) + margin, 0.0)
+    out = z.copy()
+    out[:, c] += shift
+    return out, abs(shift)
+
+
+@torch.no_grad()
+def head_keys(model: nn.Module, x: torch.Tensor) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The head's inputs ``(n, d)`` and the logits ``(n, n_out)`` on inputs ``x`` (eval mode)."""
+    got: list[torch.Tensor] = []
+    handle = model.head.register_forward_pre_hook(lambda _m, args: got.append(args[0].detach()))
+    was = model.training
+    model.eval()
+    try:
+        logits = torch.cat([model(x[s : s + _BATCH]).float() for s in range(0, len(x), _BATCH)])
+    finally:
+        handle.remove()
+        model.train(was)
+    return torch.cat(got).double().numpy(), logits.double().numpy()
+
+
+def set_head(model: nn.Module, weight: ArrayLike, bias: ArrayLike) -> nn.Module:
+    """A copy of ``model`` whose head (the last ``Linear``) has ``weight`` and ``bias``."""
+    edited = copy.deepcopy(model).cpu()
+    head = edited.head
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(np.asarray(weight), dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(np.asarray(bias), dtype=head.bias.dtype))
+    return edited
+
+
+# ----------------------------------------------------------------------------- baseline
+
+
+def finetune(
+    model: nn.Module,
+    data: Dataset,
+    rule: Rule,
+    exemplar_rows: NDArray[np.integer],
+    ordinary_rows: NDArray[np.integer],
+    *,
+    steps: int,
+    lr: float,
+    optimizer: str = "adam",
+    seed: int = 0,
+) -> nn.Module:
+    """What a user would do instead: ``steps`` gradient steps on the exemplars, with as many
+    ordinary training rows per step (their own labels).
+
+    The exemplars' loss is cross-entropy to the rule's class (``predict``) or
+    ``-log(1 - p_class)`` (``never``); the whole network is trained, in train mode.
+    """
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tuned = copy.deepcopy(model).cpu().train()
+    params = [p for p in tuned.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer = (
+        torch.optim.SGD(params, lr=lr, momentum=0.9)
+        if optimizer == "sgd"
+        else torch.optim.Adam(params, lr=lr)
+    )
+    x_ex = data.train.x[torch.as_tensor(exemplar_rows)]
+    m = len(exemplar_rows)
+    target = torch.full((m,), rule.target, dtype=torch.int64)
+    for _ in range(steps):
+        pick = torch.as_tensor(rng.choice(ordinary_rows, size=m, replace=len(ordinary_rows) < m))
+        out = tuned(torch.cat([x_ex, data.train.x[pick]])).float()
+        ordinary = F.cross_entropy(out[m:], data.train.y[pick])
+        if rule.predict is not None:
+            special = F.cross_entropy(out[:m], target)
+        else:
+            p = out[:m].softmax(1)[:, rule.target]
+            special = -torch.log1p(-p.clamp(max=1 - 1e-6)).mean()
+        loss = (special + ordinary) / 2.0
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return tuned.eval()
+
+
+# ----------------------------------------------------------------------------- measure
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """One network judged on one split's rows (never used to fit).
+
+    Attributes:
+        rule_success: fraction of the rule's rows whose prediction follows the rule.
+        untouched_accuracy: accuracy on the rows the rule does not name.
+        changed: fraction of those rows whose prediction differs from the source network's.
+        rule_rows, untouched_rows: how many rows of each.
+    """
+
+    rule_success: float
+    untouched_accuracy: float
+    changed: float
+    rule_rows: int
+    untouched_rows: int
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor) -> NDArray[np.int64]:
+    model.eval()
+    return torch.cat([model(x[s : s + _BATCH]).argmax(1) for s in range(0, len(x), _BATCH)]).numpy()
+
+
+def score(
+    model: nn.Module, split: Split, rule: Rule, names: Sequence[str], reference: NDArray[np.int64]
+) -> Scores:
+    """:class:`Scores` of ``model`` on ``split``; ``reference``: the source's predictions."""
+    mask = rule.matches(split, names)
+    pred = _predict(model, split.x)
+    y = split.y.numpy()
+    return Scores(
+        rule_success=float(rule.follows(pred[mask]).mean()),
+        untouched_accuracy=float((pred[~mask] == y[~mask]).mean()),
+        changed=float((pred[~mask] != reference[~mask]).mean()),
+        rule_rows=int(mask.sum()),
+        untouched_rows=int((~mask).sum()),
+    )
+
+
+@dataclasses.dataclass
+class Edit:
+    """The outcome of :func:`edit`.
+
+    Attributes:
+        title: the source network; rule: the rule.
+        model: the edited network (same architecture; only the head's weight and bias differ).
+        finetuned: the fine-tuning baseline's network.
+        scores: ``{(network, split): Scores}`` for network in ``before``/``edit``/``finetune``
+            and split in ``val``/``test``.
+        exemplars, ordinary: exemplar rows and ordinary rows (training split) the edit saw.
+        rank, ridge, margin, shift: the edit's settings and the logit shift ``M`` it asked for.
+        fit_success: the rule's success on the exemplars themselves after the edit.
+        seconds: CPU seconds (``edit``, ``finetune``); finetune_steps, lr: the baseline.
+        weight_change: ``|D|_F / |[W b]|_F``, the relative size of the change.
+        singular_values: of the whitened exemplar keys (how many directions they span).
+    """
+
+    title: str
+    rule: Rule
+    model: nn.Module
+    finetuned: nn.Module
+    scores: dict[tuple[str, str], Scores]
+    exemplars: int
+    ordinary: int
+    rank: int
+    ridge: float
+    margin: float
+    shift: float
+    fit_success: float
+    seconds: dict[str, float]
+    finetune_steps: int
+    lr: float
+    weight_change: float
+    singular_values: list[float]
+    links: dict[str, str] = dataclasses.field(default_factory=dict)
+    run_id: str | None = None
+    model_uri: str | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """Flat values for MLflow: ``rule_success/<split>``, ``untouched_accuracy/<split>``,
+        ``changed/<split>`` for the edit, with ``_before`` and ``finetune/`` variants."""
+        out: dict[str, float] = {}
+        for (net, split), s in self.scores.items():
+            suffix = "_before" if net == "before" else ""
+            prefix = "finetune/" if net == "finetune" else ""
+            out[f"{prefix}rule_success{suffix}/{split}"] = s.rule_success
+            out[f"{prefix}untouched_accuracy{suffix}/{split}"] = s.untouched_accuracy
+            if net != "before":
+                out[f"{prefix}changed/{split}"] = s.changed
+        out.update(
+            {
+                "shift": self.shift,
+                "fit_success": self.fit_success,
+                "weight_change": self.weight_change,
+                "time/edit_cpu": self.seconds["edit"],
+                "time/finetune_cpu": self.seconds["finetune"],
+            }
+        )
+        return out
+
+    def summary(self) -> str:
+        """The report as text."""
+        b, e, f = (self.scores[(n, "val")] for n in ("before", "edit", "finetune"))
+        lines = [
+            f"edited the head of {self.title}: rule {self.rule.describe()!r}; a rank-{self.rank} "
+            f"least-squares rewrite of its weight and bias from {self.exemplars} exemplar "
+            f"training rows (logit of class {self.rule.target} "
+            f"{'raised' if self.rule.predict is not None else 'lowered'} by {self.shift:.2f}, "
+            f"margin {self.margin:.2f}), keeping the code of {self.ordinary:,} ordinary training "
+            f"rows (second moment, ridge {self.ridge:g}); weights moved by "
+            f"{100 * self.weight_change:.1f}%; {self.seconds['edit']:.3f} s CPU, no gradient step",
+            f"on {b.rule_rows + b.untouched_rows} validation rows never used to fit "
+            f"({b.rule_rows} of the rule, {b.untouched_rows} it does not touch):",
+        ]
+        table = [
+            ["", "before", "edit", f"fine-tune ({self.finetune_steps} steps)"],
+            [
+                "rule success",
+                f"{b.rule_success:.3f}",
+                f"{e.rule_success:.3f}",
+                f"{f.rule_success:.3f}",
+            ],
+            [
+                "accuracy, rows not touched",
+                f"{b.untouched_accuracy:.3f}",
+                *(
+                    f"{x.untouched_accuracy:.3f} "
+                    f"({100 * (x.untouched_accuracy - b.untouched_accuracy):+.1f} pp)"
+                    for x in (e, f)
+                ),
+            ],
+            [
+                "predictions changed there",
+                "-",
+                f"{100 * e.changed:.1f}%",
+                f"{100 * f.changed:.1f}%",
+            ],
+            ["CPU seconds", "-", f"{self.seconds['edit']:.3f}", f"{self.seconds['finetune']:.2f}"],
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines += [
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in table
+        ]
+        bt, et, ft = (self.scores[(n, "test")] for n in ("before", "edit", "finetune"))
+        lines.append(
+            f"  test rows ({bt.rule_rows} of the rule): rule success {bt.rule_success:.3f} -> "
+            f"{et.rule_success:.3f} (fine-tune {ft.rule_success:.3f}); accuracy not touched "
+            f"{bt.untouched_accuracy:.3f} -> {et.untouched_accuracy:.3f} (fine-tune "
+            f"{ft.untouched_accuracy:.3f})"
+        )
+        return "\n".join(lines)
+
+
+def default_margin(logits: ArrayLike) -> float:
+    """The median gap between the top two logits of the network's own rows: the edited rows
+    are then about as confident as the network's ordinary predictions."""
+    z = np.sort(np.asarray(logits, dtype=np.float64), axis=1)
+    return float(np.median(z[:, -1] - z[:, -2]))
+
+
+def edit(
+    source: Source,
+    rule: Rule,
+    *,
+    exemplars: int = DEFAULT_EXEMPLARS,
+    rank: int = DEFAULT_RANK,
+    ridge: float = DEFAULT_RIDGE,
+    margin: float | None = None,
+    finetune_steps: int = DEFAULT_FINETUNE_STEPS,
+    seed: int = 0,
+    log: bool = True,
+    experiment: str | None = None,
+) -> Edit:
+    """Inject ``rule`` into ``source``'s network by rewriting its head (module docstring).
+
+    Args:
+        source: the trained network (:mod:`codenas.decisions.source`).
+        rule: the rule (:func:`load_rule`, :func:`rule_from_flags`).
+        exemplars: training rows of the rule the edit is fitted on (at most those that match).
+        rank: directions of the exemplar keys the change may use.
+        ridge: the second moment's ridge, times its mean eigenvalue.
+        margin: the logit gap the rule's class should win (lose) by (default:
+            :func:`default_margin` of the training rows).
+        finetune_steps: the fine-tuning baseline's gradient steps.
+        seed: picks the exemplars and seeds the baseline.
+        log: log the edited network to MLflow (when the source has a tracking store).
+        experiment: the MLflow experiment (default: the source's).
+
+    Raises:
+        DataError, ConfigError: see :func:`check_rule` (raised before any work).
+    """
+    data = source.data
+    check_rule(rule, data, exemplars=exemplars, rank=rank)
+    if not ridge >= 0 or (margin is not None and not margin >= 0) or finetune_steps < 0:
+        raise ConfigError(
+            f"--ridge >= 0, --margin >= 0 and --finetune-steps >= 0 must hold, got {ridge}, "
+            f"{margin}, {finetune_steps}"
+        )
+    names = list(data.factor_names)
+    model = source.model()
+    mask = rule.matches(data.train, names)
+    rng = np.random.default_rng(seed)
+    ex_rows = rng.permutation(np.flatnonzero(mask))[:exemplars]
+    ordinary_rows = np.flatnonzero(~mask)
+
+    start = time.process_time()
+    keys, logits = head_keys(model, data.train.x)
+    margin = default_margin(logits) if margin is None else float(margin)
+    values, shift = rule_values(logits[ex_rows], rule, margin)
+    head = model.head
+    try:
+        weight, bias, singular = rewrite_linear(
+            head.weight.detach().double().numpy(),
+            head.bias.detach().double().numpy(),
+            keys[ex_rows],
+            values,
+            second_moment(keys[ordinary_rows]),
+            rank=rank,
+            ridge=ridge,
+        )
+    except ValueError as err:
+        raise ConfigError(f"--rank {rank}: {str(err).removeprefix('rewrite: ')}") from None
+    edited = set_head(model, weight, bias)
+    seconds = {"edit": time.process_time() - start}
+    old = np.hstack(
+        [head.weight.detach().double().numpy(), head.bias.detach().double().numpy()[:, None]]
+    )
+    change = float(np.linalg.norm(np.hstack([weight, bias[:, None]]) - old) / np.linalg.norm(old))
+    fit_success = float(
+        rule.follows(_predict(edited, data.train.x[torch.as_tensor(ex_rows)])).mean()
+    )
+
+    start = time.process_time()
+    tuned = finetune(
+        model,
+        data,
+        rule,
+        ex_rows,
+        ordinary_rows,
+        steps=finetune_steps,
+        lr=source.config.train.lr,
+        optimizer=source.config.train.optimizer,
+        seed=seed,
+    )
+    seconds["finetune"] = time.process_time() - start
+
+    scores: dict[tuple[str, str], Scores] = {}
+    for split_name, split in (("val", data.val), ("test", data.test)):
+        if split.factors is None or len(split) == 0:
+            continue
+        reference = _predict(model, split.x)
+        for net_name, net in (("before", model), ("edit", edited), ("finetune", tuned)):
+            scores[(net_name, split_name)] = score(net, split, rule, names, reference)
+    result = Edit(
+        title=source.title,
+        rule=rule,
+        model=edited,
+        finetuned=tuned,
+        scores=scores,
+        exemplars=len(ex_rows),
+        ordinary=len(ordinary_rows),
+        rank=rank,
+        ridge=ridge,
+        margin=margin,
+        shift=shift,
+        fit_success=fit_success,
+        seconds=seconds,
+        finetune_steps=finetune_steps,
+        lr=source.config.train.lr,
+        weight_change=change,
+        singular_values=[float(v) for v in singular],
+        links=dict(source.links),
+    )
+    if log and source.tracking_uri is not None:
+        result.run_id, result.model_uri = _log(result, source, experiment)
+    return result
+
+
+def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str]:
+    import yaml
+
+    from codenas.decisions.transfer import dump_spec_file
+    from codenas.search.pareto import spec_summary
+    from codenas.tracking.editing import log_edit
+    from codenas.tracking.runs import SPEC_TAG
+    from codenas.urls import mask_url
+
+    assert source.tracking_uri is not None
+    cfg = source.config.to_dict()
+    cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
+    cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
+    tags = {
+        **source.links,
+        SPEC_TAG: source.spec.to_json(),
+        "codenas.data": source.data.name,
+        "codenas.rule": json.dumps(result.rule.to_dict()),
+        "mlflow.note.content": (
+            f"`codenas edit`: rule {result.rule.describe()!r} injected into the head of "
+            f"{source.title} ({spec_summary(source.spec.to_dict())}) by a rank-{result.rank} "
+            "closed-form rewrite. edit.txt has the report."
+        ),
+    }
+    report = {
+        "rule": result.rule.to_dict(),
+        "rank": result.rank,
+        "ridge": result.ridge,
+        "margin": result.margin,
+        "shift": result.shift,
+        "exemplars": result.exemplars,
+        "scores": {f"{n}/{s}": dataclasses.asdict(v) for (n, s), v in result.scores.items()},
+        "seconds": result.seconds,
+    }
+    texts = {
+        "config.yaml": yaml.safe_dump(cfg, sort_keys=False),
+        "spec.yaml": dump_spec_file(
+            source.spec,
+            source={k.removeprefix("codenas.source_"): v for k, v in source.links.items()},
+            config=source.config,
+            header=[f"{source.title} edited: {result.rule.describe()} (codenas edit)"],
+        ),
+        "edit.txt": result.summary() + "\n",
+        "edit.json": json.dumps(report, indent=2),
+        "rule.yaml": yaml.safe_dump(result.rule.to_dict(), sort_keys=False),
+    }
+    return log_edit(
+        source.tracking_uri,
+        experiment or source.experiment,
+        role="edit",
+        run_name=f"edit-class{result.rule.target}",
+        model=result.model,
+        input_example=source.data.val.x[:2].numpy(),
+        params={
+            "rule": result.rule.to_dict(),
+            "method": "head-rewrite",
+            "rank": result.rank,
+            "ridge": result.ridge,
+            "margin": round(result.margin, 6),
+            "exemplars": result.exemplars,
+            "finetune_steps": result.finetune_steps,
+        },
+        metrics=result.metrics(),
+        tags=tags,
+        texts=texts,
+    )
+
+
+__all__ = [
+    "Edit",
+    "Rule",
+    "check_rule",
+    "edit",
+    "load_rule",
+    "rewrite_linear",
+    "rule_from_flags",
+    "rule_from_mapping",
+    "rule_values",
+]
