@@ -207,7 +207,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="worker processes on this machine, sharing the study, the --trials budget and "
-        "the cores (default: 1)",
+        help="worker processes on this machine, sharing the study, the --trials budget, the "
+        "--timeout and the cores (default: 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="stop starting trials this long after the command started (90s, 20m, 2h or "
+        "seconds; running trials finish); without --trials, trials run until then "
+        "(default: study.timeout, none)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -18,11 +18,44 @@ SAMPLERS = ("tpe", "nsga2", "random", "gp", "code")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration: ``90s``, ``20m``, ``2h``, ``1.5h`` or a number of seconds.
+
+    Raises:
+        ValueError: anything else, or a duration that is not positive.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 90s, 20m, 2h or seconds, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(
+                f"expected a duration such as 90s, 20m, 2h or a number of seconds, got {value!r}"
+            )
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"a duration must be positive and finite, got {value!r}")
+    return seconds
+
+
 class StudyConfig(Frozen):
-    """``study:``: the Optuna study and where it is stored."""
+    """``study:``: the Optuna study and where it is stored.
+
+    ``timeout`` bounds a search's time as ``trials`` bounds its count: no trial starts after
+    it (measured from the command's start), the running ones finish. With a ``timeout`` and
+    no ``trials`` given, the count is unbounded (``trials: null``); with both, whichever
+    comes first ends the search.
+    """
 
     name: str = "digits-mlp"
-    trials: int = Field(30, ge=1)
+    trials: int | None = Field(30, ge=1)
+    timeout: float | None = None  # seconds; written 90s, 20m, 2h or a number of seconds
     sampler: str = "tpe"
     sampler_options: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
@@ -30,6 +63,28 @@ class StudyConfig(Frozen):
     heartbeat_interval: int = Field(10, ge=1)  # seconds between a running trial's heartbeats
     grace_period: int = Field(60, ge=2)  # seconds without a heartbeat before a trial is stale
     retries: int = Field(1, ge=0)  # re-runs of a trial whose worker died, same parameters
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trials_with_timeout(cls, data: Any) -> Any:
+        # A time budget without a trial count: trials until the deadline.
+        if isinstance(data, Mapping) and data.get("timeout") is not None and "trials" not in data:
+            return {**data, "trials": None}
+        return data
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _budget(self) -> StudyConfig:
+        if self.trials is None and self.timeout is None:
+            raise ValueError(
+                "trials: null needs a timeout (a search needs a trial count, a time budget "
+                "or both), e.g. study.timeout: 20m"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heartbeat(self) -> StudyConfig:

@@ -4,7 +4,8 @@
 starts, this process checks the config, the storages and the data, creates the study and its
 MLflow parent run (so workers never race to create either), then runs ``codenas.search.run``
 itself as worker 0 and starts ``N - 1`` more worker processes against the same study, with a
-shared :class:`~codenas.search.study.Budget` and ``cores / N`` torch threads each. The extra
+shared :class:`~codenas.search.budget.Budget` (trials and deadline) and ``cores / N`` torch
+threads each. The extra
 workers fork from a fork server that imported torch, Lightning, Optuna and MLflow once
 (:mod:`codenas.search.forkserver`; ``codenas search --workers N`` starts it before its own
 imports), so none of them pays the ~5 s of imports a spawned process would. A thread draws one
@@ -43,6 +44,7 @@ def _worker_main(
     tickets: Any,
     index: int,
     workers: int,
+    deadline: float | None,
     drain: bool = False,
 ) -> None:
     """Entry point of one worker process (forked from the preloaded fork server, or spawned
@@ -52,11 +54,12 @@ def _worker_main(
     # interrupted trial's FAIL and its run's KILLED).
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
-    if not drain and tickets.value <= 0:
+    from codenas.search.budget import Budget, passed
+
+    if passed(deadline) or (not drain and tickets.value <= 0):
         return  # the others used the whole budget while this one started: nothing to set up
     from codenas.config import Config
     from codenas.errors import CodenasError, show_warnings
-    from codenas.search.objective import Budget
     from codenas.search.study import run
 
     show_warnings()
@@ -65,7 +68,7 @@ def _worker_main(
     try:
         run(
             config,
-            budget=Budget(tickets),
+            budget=Budget(tickets, deadline),
             worker_index=index,
             workers=workers,
             source=source,
@@ -78,20 +81,24 @@ def _worker_main(
         sys.exit(2)
 
 
-def _run_worker_zero(config: Config, tickets: Any, workers: int, source: str) -> None:
+def _run_worker_zero(
+    config: Config, tickets: Any, deadline: float | None, workers: int, source: str
+) -> None:
     """Run this process's share of the trials: it is worker 0, already warm (its imports, its
     data and its storages are those the checks before the workers used)."""
-    from codenas.search.objective import Budget
+    from codenas.search.budget import Budget
     from codenas.search.study import run
 
-    run(config, budget=Budget(tickets), worker_index=0, workers=workers, source=source)
+    run(config, budget=Budget(tickets, deadline), worker_index=0, workers=workers, source=source)
 
 
 class _Watch:
     """What the coordinator knows of its worker processes: deaths (with a warning each, and
     when one died holding a trial) and the progress bar, read from the study."""
 
-    def __init__(self, study: Any, start: int, n_trials: int, grace: float, bar: Any) -> None:
+    def __init__(
+        self, study: Any, start: int, n_trials: int | None, grace: float, bar: Any
+    ) -> None:
         self.study = study
         self.start = start
         self.n_trials = n_trials
@@ -144,7 +151,7 @@ class _Watch:
                 (self.bar.write if self.bar else print)(msg, file=sys.stderr)
             if self.bar is not None:
                 done, failed, pruned, _ = _counts(self.study, self.start)
-                self.bar.n = min(self.n_trials, done + failed + pruned)
+                self.bar.n = min(self.n_trials or 2**31, done + failed + pruned)
                 self.bar.set_postfix(
                     failed=failed, pruned=pruned, workers=len(alive) + self.own, refresh=False
                 )
@@ -212,11 +219,14 @@ def run_workers(
             running trial as failed in both stores).
     """
     from codenas.data import load_dataset
+    from codenas.search.budget import UNLIMITED, deadline_for, passed
     from codenas.search.storage import StaleTrialHandler, open_study, storage_for
     from codenas.search.study import check_sampler
     from codenas.spaces import get_space
 
     n_trials = config.study.trials if n_trials is None else n_trials
+    # One deadline for every worker, from the command's start (study.timeout).
+    deadline = deadline_for(config.study.timeout)
     # Check everything a worker would, once, here: a bad config fails before any process starts.
     check_sampler(config)
     stale = StaleTrialHandler(config.study.retries)
@@ -235,13 +245,13 @@ def run_workers(
         study.enqueue_trial(dict(params), skip_if_exists=True)
 
     ctx = forkserver.context()
-    tickets = ctx.Value("i", n_trials)
+    tickets = ctx.Value("i", UNLIMITED if n_trials is None else n_trials)
     data = config.to_dict()
 
     def spawn(index: int, drain: bool = False) -> mp.process.BaseProcess:
         proc = ctx.Process(
             target=_worker_main,
-            args=(data, source, tickets, index, workers, drain),
+            args=(data, source, tickets, index, workers, deadline, drain),
             name=f"codenas-worker-{index}",
         )
         proc.start()
@@ -251,9 +261,9 @@ def run_workers(
     if progress:
         from tqdm.auto import tqdm
 
+        more = "trials until the deadline" if n_trials is None else f"{n_trials} more"
         print(
-            f"study {study.study_name!r}: {start} trials so far, {n_trials} more on "
-            f"{workers} workers",
+            f"study {study.study_name!r}: {start} trials so far, {more} on {workers} workers",
             file=sys.stderr,
         )
         bar = tqdm(total=n_trials, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
@@ -282,7 +292,7 @@ def run_workers(
         starter.start()
         watcher.start()
         try:
-            _run_worker_zero(config, tickets, workers, source)
+            _run_worker_zero(config, tickets, deadline, workers, source)
         finally:
             watch.own = 0
             watch.stopped.set()
@@ -298,7 +308,7 @@ def run_workers(
                         f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
                         "trials; stopped (see the messages above)"
                     )
-                if died and (deaths or tickets.value > 0):
+                if died and (deaths or tickets.value > 0) and not passed(deadline):
                     # A dead worker's trial may still be RUNNING: once the grace period has
                     # passed it becomes FAIL and is re-queued (WAITING). One more worker then
                     # finishes the budget, or runs just the re-queued trials if none is left.

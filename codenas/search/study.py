@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ import numpy as np
 
 from codenas.config import Config
 from codenas.search import interrupts
-from codenas.search.objective import Budget, Objective
+from codenas.search.budget import Budget, deadline_for
+from codenas.search.objective import Objective
 from codenas.search.storage import StaleTrialHandler, load_study, open_study, storage_for
 from codenas.search.tracker import DEFAULT_TRACKER, Tracker, make_tracker
 from codenas.spaces import get_space
@@ -110,7 +112,9 @@ def run(
     source: str = "config",
     tracker_name: str = DEFAULT_TRACKER,
 ) -> optuna.Study:
-    """Run ``n_trials`` more trials of the search ``config`` (default ``study.trials``).
+    """Run ``n_trials`` more trials of the search ``config`` (default ``study.trials``), and
+    stop starting trials at ``study.timeout`` (counted from the command's start:
+    :func:`codenas.search.budget.command_clock`, else from this call).
 
     Running the same config again continues the same study. Every trial is tracked in MLflow
     (unless ``tracking.enabled`` is false). Trials that re-run a dead worker's trial do not
@@ -119,14 +123,16 @@ def run(
 
     Args:
         config: the validated config (see :func:`codenas.load_config`).
-        n_trials: trials to add to the study; default ``config.study.trials``.
+        n_trials: trials to add to the study; default ``config.study.trials`` (``None``
+            there: no bound but the timeout).
         progress: draw codenas's progress bar on stderr.
         quiet: silence Optuna's per-trial log lines (failures still reach the progress bar,
             Optuna's trial attributes and MLflow).
         callbacks: extra Optuna callbacks, called after each trial.
         enqueue: trial parameters (``{"depth": 2, "width": 64, ...}``) to evaluate first;
             they count towards ``n_trials``.
-        budget: a :class:`Budget` shared with other workers (overrides ``n_trials``).
+        budget: a :class:`Budget` shared with other workers (overrides ``n_trials`` and
+            the timeout: its deadline is theirs).
         retries_only: run only the trials re-queued after a worker died (WAITING), then stop.
         worker_index: index of this worker among ``workers`` on one machine (seeds, threads).
         workers: number of workers sharing the machine's cores.
@@ -144,7 +150,8 @@ def run(
     from codenas.evaluation.evaluate import Evaluator
 
     n_trials = config.study.trials if n_trials is None else n_trials
-    budget = budget if budget is not None else Budget(n_trials)
+    if budget is None:
+        budget = Budget(n_trials, deadline_for(config.study.timeout))
     set_threads(config.train.threads or default_threads(workers))
 
     # Every check that can fail on bad input runs before any training.
@@ -179,8 +186,11 @@ def run(
         queued = sum(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
         done = len(study.trials) - queued
         first = f" ({queued} queued, run first)" if queued else ""
+        more = "trials until the deadline" if budget.unlimited else f"{budget.left} more"
+        if budget.deadline is not None and not budget.unlimited:
+            more += " or until the deadline"
         print(
-            f"study {study.study_name!r}: {done} trials so far, {budget.left} more{first}; "
+            f"study {study.study_name!r}: {done} trials so far, {more}{first}; "
             "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
             file=sys.stderr,
         )
@@ -192,7 +202,9 @@ def run(
     if progress:
         from codenas.search.progress import ProgressBar
 
-        bar = ProgressBar(budget.left, config.objective_names, config.directions)
+        bar = ProgressBar(
+            None if budget.unlimited else budget.left, config.objective_names, config.directions
+        )
     all_callbacks: list[Callable[..., None]] = []
     if tracker is not None:
         all_callbacks.append(tracker)
@@ -213,11 +225,12 @@ def run(
                 while objective.fatal is None:
                     interrupts.check()  # a Ctrl-C/SIGTERM that came between two trials
                     if retries_only:
-                        if not _has_waiting(study):
+                        if budget.expired or not _has_waiting(study):
                             break
-                    elif not budget.take():
+                    elif not budget.take():  # spent, or past the deadline
                         break
                     objective.last_retry = None
+                    objective.started = (time.process_time(), time.perf_counter())
                     study.optimize(
                         objective,
                         n_trials=1,
@@ -298,15 +311,20 @@ def study_totals(study: optuna.Study) -> dict[str, float]:
     """The study's totals for its tracking record: trial counts, front size, best values.
 
     Keys: ``trials_complete``, ``trials_failed``, ``trials_pruned``, ``trials_waiting``,
-    ``front_size`` (feasible Pareto members) and ``best/<objective>`` (the best value of each
-    objective over the front, in the objective's direction; absent while the front is empty).
+    ``front_size`` (feasible Pareto members), ``best/<objective>`` (the best value of each
+    objective over the front, in the objective's direction; absent while the front is empty),
+    and ``cpu_seconds`` and ``wall_seconds``: the sums of the trials' own (user attributes of
+    the same names; with several workers the wall seconds add up the workers' time).
     """
     from codenas.search.pareto import objective_names
 
     counts = {"COMPLETE": 0, "FAIL": 0, "PRUNED": 0, "WAITING": 0}
+    cost = {"cpu_seconds": 0.0, "wall_seconds": 0.0}
     for trial in study.get_trials(deepcopy=False):
         if trial.state.name in counts:
             counts[trial.state.name] += 1
+        for key in cost:
+            cost[key] += float(trial.user_attrs.get(key, 0.0))
     best = study.best_trials
     totals = {
         "trials_complete": float(counts["COMPLETE"]),
@@ -314,6 +332,7 @@ def study_totals(study: optuna.Study) -> dict[str, float]:
         "trials_pruned": float(counts["PRUNED"]),
         "trials_waiting": float(counts["WAITING"]),
         "front_size": float(len(best)),
+        **cost,
     }
     if best:
         for i, (name, direction) in enumerate(
