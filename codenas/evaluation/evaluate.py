@@ -115,7 +115,7 @@ class Evaluator:
                 model as it is at that epoch. It may raise ``StopTraining`` (training ends there
                 and the model is measured) or ``optuna.TrialPruned`` (propagates).
             checkpoint_metrics: metric names to measure at checkpoints; keep them cheap
-                (``codenas.search.early.CHECKPOINT_METRICS``).
+                (``codenas.config.objectives.CHECKPOINT_METRICS``).
             checkpoint_epochs: the epochs at which to measure them (default: every epoch).
             init: called with the freshly built module before training, to set its weights
                 (the code sampler's optional weight inheritance); default: the seeded

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from codenas.data import Dataset
     from codenas.evaluation.evaluate import Evaluator
-    from codenas.search.early import CheckpointMonitor
+    from codenas.search.schedule import RungMonitor
     from codenas.search.tracker import Tracker
 
 _TRACEBACK_CHARS = 4000
@@ -87,13 +87,16 @@ class Objective:
             trial.set_user_attr("metrics", {"params": float(params)})
             raise optuna.TrialPruned(reason)
 
-    def _checkpoint_monitor(self, trial: optuna.Trial) -> CheckpointMonitor | None:
-        """The epoch callback that stops a dominated trial, if early stopping is enabled."""
-        if not self.config.search.early_stopping.enabled:
+    def _rung_monitor(self, trial: optuna.Trial) -> RungMonitor | None:
+        """The epoch callback of the multi-fidelity schedule, if ``search.schedule`` is set."""
+        schedule = self.config.search.schedule
+        if schedule is None:
             return None
-        from codenas.search.early import CheckpointMonitor
+        from codenas.search.schedule import RungMonitor, compared_metrics
 
-        return CheckpointMonitor(self.config, trial)
+        objectives = {o.metric: str(o.direction) for o in self.config.objectives}
+        directions = compared_metrics(objectives, schedule.metrics)
+        return RungMonitor(schedule, directions, self.config.train.epochs, trial)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
@@ -110,8 +113,8 @@ class Objective:
             if self.tracker is not None:
                 self.tracker.trial_started(trial, spec, origin)
             self._check_static_constraints(trial, spec)
-            # Multi-objective early stopping (codenas/search/early.py): off by default.
-            monitor = self._checkpoint_monitor(trial)
+            # The multi-fidelity schedule (codenas/search/schedule.py): off by default.
+            monitor = self._rung_monitor(trial)
             # The code sampler's optional weight inheritance (off by default): docs/sampler.md.
             inherit = self.inheritance
             result = self.evaluator.evaluate(
@@ -128,9 +131,7 @@ class Objective:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr(LAYERS_ATTR, result.code_layers)  # what CodeSampler reads
             if monitor is not None:
-                from codenas.search.early import CHECKPOINTS_ATTR
-
-                trial.set_user_attr(CHECKPOINTS_ATTR, monitor.table())
+                monitor.finish(metrics)  # it reached the top rung
             for constraint in self.config.constraints:
                 trial.set_constraint(
                     str(constraint), constraint.violation(metrics[constraint.metric])

@@ -155,9 +155,13 @@ def run(
     set_threads(config.train.threads or default_threads(workers))
 
     # Every check that can fail on bad input runs before any training.
-    from codenas.search.early import check_early_stopping
+    from codenas.search.schedule import check_schedule
 
-    check_early_stopping(config)
+    check_schedule(
+        config.search.schedule,
+        {o.metric: str(o.direction) for o in config.objectives},
+        config.train.epochs,
+    )
     check_sampler(config)
     stale = StaleTrialHandler(config.study.retries)
     storage = storage_for(config, stale)

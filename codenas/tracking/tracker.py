@@ -322,6 +322,8 @@ class MlflowTracker:
         in_front = any(t.number == trial.number for t in best)
         state = trial.state.name
         tags = {"codenas.state": state, "codenas.pareto": "true" if in_front else "false"}
+        if trial.user_attrs.get("rung") is not None:  # the schedule's rung it reached
+            tags["codenas.rung"] = str(trial.user_attrs["rung"])
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason")
         if reason:
             key = "codenas.fail_reason" if state == "FAIL" else "codenas.prune_reason"
