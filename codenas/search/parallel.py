@@ -27,13 +27,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from codenas.config import Config
 from codenas.errors import CodenasError
 from codenas.search import forkserver
-from codenas.search.tracker import make_tracker
 
 _log = logging.getLogger(__name__)
 
@@ -82,14 +81,22 @@ def _worker_main(
 
 
 def _run_worker_zero(
-    config: Config, tickets: Any, deadline: float | None, workers: int, source: str
+    prepared: Any, tickets: Any, deadline: float | None, workers: int, source: str
 ) -> None:
     """Run this process's share of the trials: it is worker 0, already warm (its imports, its
-    data and its storages are those the checks before the workers used)."""
+    data, its storage, its study and its tracker are those the checks before the workers
+    made: :func:`codenas.search.study.prepare`, once)."""
     from codenas.search.budget import Budget
     from codenas.search.study import run
 
-    run(config, budget=Budget(tickets, deadline), worker_index=0, workers=workers, source=source)
+    run(
+        prepared.config,
+        budget=Budget(tickets, deadline),
+        worker_index=0,
+        workers=workers,
+        source=source,
+        prepared=prepared,
+    )
 
 
 class _Watch:
@@ -218,28 +225,18 @@ def run_workers(
         KeyboardInterrupt: after Ctrl-C/SIGTERM has stopped every worker (each records its
             running trial as failed in both stores).
     """
-    from codenas.data import load_dataset
-    from codenas.search.budget import UNLIMITED, deadline_for, passed
-    from codenas.search.storage import StaleTrialHandler, open_study, storage_for
-    from codenas.search.study import check_sampler
-    from codenas.spaces import get_space
+    from codenas.search.budget import UNLIMITED, deadline_for
+    from codenas.search.study import prepare
 
     n_trials = config.study.trials if n_trials is None else n_trials
     # One deadline for every worker, from the command's start (study.timeout).
     deadline = deadline_for(config.study.timeout)
-    # Check everything a worker would, once, here: a bad config fails before any process starts.
-    check_sampler(config)
-    stale = StaleTrialHandler(config.study.retries)
-    storage = storage_for(config, stale)
-    space = get_space(config.space.name)(config.space)
-    space.check_input(load_dataset(config.data).input_shape)
-    study, created = open_study(config, storage)
-    # Created here, once, so the workers never race to create the parent run; it also ends the
-    # run of a dead worker's trial when this process fails it as stale.
-    tracker = make_tracker(config, study, created=created)
-    if tracker is not None:
-        stale.hooks.append(tracker.trial_killed)
-        stale.drop_attrs.update(tracker.trial_attrs)
+    # Everything a worker checks, once, here: a bad config fails before any process starts.
+    # The study and its tracker are made here too, so the workers never race to create the
+    # parent run; the tracker also ends the run of a dead worker's trial when this process
+    # fails it as stale. Worker 0 (this process) runs its trials on this preparation.
+    prepared = prepare(config, source=source)
+    study, tracker, storage = prepared.study, prepared.tracker, prepared.storage
     start = len(study.trials)
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
@@ -270,7 +267,6 @@ def run_workers(
     watch = _Watch(study, start, n_trials, config.study.grace_period, bar)
     procs = watch.procs
     replaced = 0
-    finished_then = 0
     interrupted = failed = False
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     # As in a worker: the first Ctrl-C/SIGTERM stops this process's own trial (worker 0), the
@@ -292,45 +288,14 @@ def run_workers(
         starter.start()
         watcher.start()
         try:
-            _run_worker_zero(config, tickets, deadline, workers, source)
+            _run_worker_zero(prepared, tickets, deadline, workers, source)
         finally:
             watch.own = 0
             watch.stopped.set()
             watcher.join()
             starter.join()
-        while True:
-            alive = watch.check()
-            if not alive:
-                finished = sum(_counts(study, start)[:3])
-                died, deaths = watch.died, watch.deaths
-                if died and (finished == finished_then or replaced >= 3):
-                    raise WorkerError(
-                        f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
-                        "trials; stopped (see the messages above)"
-                    )
-                if died and (deaths or tickets.value > 0) and not passed(deadline):
-                    # A dead worker's trial may still be RUNNING: once the grace period has
-                    # passed it becomes FAIL and is re-queued (WAITING). One more worker then
-                    # finishes the budget, or runs just the re-queued trials if none is left.
-                    if deaths:
-                        wait = deaths[-1] + config.study.grace_period + 1 - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
-                        _fail_stale(study)
-                    deaths.clear()
-                    died.clear()
-                    replaced += 1
-                    finished_then = finished
-                    waiting = any(
-                        t.state.name == "WAITING" for t in study.get_trials(deepcopy=False)
-                    )
-                    if tickets.value > 0 or waiting:
-                        procs.append(spawn(workers, drain=tickets.value <= 0))
-                        continue
-                break
-            # Back as soon as a worker exits (the end of the search, most often), else in
-            # ``poll`` seconds to redraw the bar.
-            mp.connection.wait([p.sentinel for p in alive], timeout=poll)
+        grace = config.study.grace_period
+        replaced = _until_done(watch, tickets, deadline, grace, lambda d: spawn(workers, d), poll)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -360,6 +325,61 @@ def run_workers(
     import optuna
 
     return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+def _until_done(
+    watch: _Watch,
+    tickets: Any,
+    deadline: float | None,
+    grace: float,
+    spawn: Callable[[bool], mp.process.BaseProcess],
+    poll: float,
+) -> int:
+    """Wait for the workers to end; replace workers that died while trials are left.
+
+    A dead worker's trial may still be RUNNING: once the grace period has passed it becomes
+    FAIL and is re-queued (WAITING). One more worker then finishes the budget, or runs just
+    the re-queued trials if none is left (never after the deadline).
+
+    Returns:
+        The number of workers started to replace dead ones.
+
+    Raises:
+        WorkerError: workers keep dying without finishing trials.
+    """
+    from codenas.search.budget import passed
+
+    study, start = watch.study, watch.start
+    replaced = finished_then = 0
+    while True:
+        alive = watch.check()
+        if alive:
+            # Back as soon as a worker exits (the end of the search, most often), else in
+            # ``poll`` seconds to redraw the bar.
+            mp.connection.wait([p.sentinel for p in alive], timeout=poll)
+            continue
+        finished = sum(_counts(study, start)[:3])
+        died, deaths = watch.died, watch.deaths
+        if died and (finished == finished_then or replaced >= 3):
+            raise WorkerError(
+                f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
+                "trials; stopped (see the messages above)"
+            )
+        if not (died and (deaths or tickets.value > 0) and not passed(deadline)):
+            return replaced
+        if deaths:
+            wait = deaths[-1] + grace + 1 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            _fail_stale(study)
+        deaths.clear()
+        died.clear()
+        replaced += 1
+        finished_then = finished
+        waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
+        if not (tickets.value > 0 or waiting):
+            return replaced
+        watch.procs.append(spawn(tickets.value <= 0))  # drain: only the re-queued trials
 
 
 def _stop_workers(
