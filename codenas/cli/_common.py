@@ -40,6 +40,30 @@ def print_front(study: Any, stream: Any = None) -> None:
     names = pareto.objective_names(study)
     print(f"\nPareto front of study {study.study_name!r} ({len(rows)} trials):", file=stream)
     print(pareto.format_table(rows, names), file=stream)
+    note = rung_note(study)
+    if note:
+        print(note, file=stream)
+
+
+def rung_note(study: object) -> str:
+    """What the front of a study searched with ``search.schedule`` compares, in one line."""
+    from codenas.search import schedule
+
+    try:
+        found = schedule.rungs_of_study(study)  # type: ignore[arg-type]
+    except Exception:  # a study not made by codenas: nothing to say
+        return ""
+    if found is None:
+        return ""
+    epochs, _ = found
+    stopped = schedule.rung_counts(study)  # type: ignore[arg-type]
+    where = ", ".join(f"rung {r} (epoch {epochs[r]}): {n}" for r, n in stopped.items())
+    lower = f"; stopped lower: {where}" if where else ""
+    return (
+        f"search.schedule: the front compares trials that completed the top rung {len(epochs) - 1}"
+        f" ({epochs[-1]} epochs), with their values there{lower}; "
+        "`codenas front --rung K` ranks every trial that reached rung K"
+    )
 
 
 def next_steps(config: Any) -> None:
@@ -207,7 +231,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="worker processes on this machine, sharing the study, the --trials budget and "
-        "the cores (default: 1)",
+        help="worker processes on this machine, sharing the study, the --trials budget, the "
+        "--timeout and the cores (default: 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="stop starting trials this long after the command started (90s, 20m, 2h or "
+        "seconds; running trials finish); without --trials, trials run until then "
+        "(default: study.timeout, none)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

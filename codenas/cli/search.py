@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from codenas.cli._common import (
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--trials",
         type=int,
         metavar="N",
-        help="trials to add to the study (default: study.trials of the config)",
+        help="trials to add to the study (default: study.trials of the config; with --timeout, "
+        "as many as fit before it)",
     )
     p.add_argument("--study", metavar="NAME", help="study name (default: study.name)")
     p.add_argument(
@@ -78,6 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    args.started = time.time()  # a --timeout counts from here
     warm_workers(args)
     import codenas
     from codenas.config import resolve_config_path
@@ -130,23 +133,45 @@ def warm_workers(args: argparse.Namespace) -> None:
         forkserver.warm_up()
 
 
+def with_timeout(config: Any, args: argparse.Namespace, source: str) -> Any:
+    """``config`` with ``--timeout`` as its ``study.timeout``; without ``--trials`` the trial
+    count is then unbounded (``study.trials: null``): the time is the budget."""
+    if args.timeout is None:
+        return config
+    from codenas.config import Config
+    from codenas.config.models import parse_duration
+
+    try:
+        seconds = parse_duration(args.timeout)
+    except ValueError as err:
+        raise ConfigError(f"--timeout: {err}") from None
+    data = config.to_dict()
+    data["study"]["timeout"] = seconds
+    if args.trials is None:
+        data["study"]["trials"] = None
+    return Config.from_dict(data, source=source)
+
+
 def search_with(config: Any, args: argparse.Namespace, source: str) -> int:
-    n_trials = args.trials if args.trials is not None else config.study.trials
-    if n_trials < 1:
-        raise ConfigError(f"--trials: must be at least 1, got {n_trials}")
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials: must be at least 1, got {args.trials}")
     if args.workers < 1:
         raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
+    config = with_timeout(config, args, source)
+    n_trials = args.trials if args.trials is not None else config.study.trials
     from codenas.search import forkserver
+    from codenas.search.budget import command_clock
     from codenas.workflows import search
 
     try:
-        study = search(
-            config,
-            n_trials=n_trials,
-            workers=args.workers,
-            progress=not args.no_progress,
-            source=source,
-        )
+        with command_clock(getattr(args, "started", None) or time.time()):
+            study = search(
+                config,
+                n_trials=n_trials,
+                workers=args.workers,
+                progress=not args.no_progress,
+                source=source,
+            )
     finally:
         forkserver.stop()  # no process outlives the command
     print_front(study)

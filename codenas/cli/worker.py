@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from codenas.cli._common import add_run_options, add_study_options, existing_sqlite
 from codenas.cli.search import search_with, warm_workers
@@ -21,13 +22,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--trials",
         type=int,
         metavar="N",
-        help="trials to add (default: study.trials of the stored config)",
+        help="trials to add (default: study.trials of the stored config; with --timeout, as "
+        "many as fit before it)",
     )
     add_run_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    args.started = time.time()  # a --timeout counts from here
     warm_workers(args)
     from codenas.config import Config
     from codenas.search.storage import load_study, stored_config

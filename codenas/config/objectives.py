@@ -136,7 +136,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- checkpoints
-# (``search.early_stopping``: what can be compared after every epoch; codenas/search/early.py)
+# (``search.schedule``: what can be compared at a rung, after an epoch; codenas/search/schedule.py)
 
 # Produced by the training loop at every epoch end (no activations needed).
 RUN_AT_CHECKPOINT = ("val_accuracy", "val_loss", "val_r2", "params")

@@ -64,15 +64,20 @@ class Evaluator:
         config: the search config (``train``, ``metrics``, ``objectives``, ``constraints``).
         data: the loaded dataset.
         source: where the config came from, for error messages.
+        check: refuse metrics the dataset cannot feed (a search has checked them already,
+            with everything else, before its first trial: ``codenas.search.study.check_data``).
     """
 
-    def __init__(self, config: Config, data: Dataset, source: str = "config") -> None:
+    def __init__(
+        self, config: Config, data: Dataset, source: str = "config", *, check: bool = True
+    ) -> None:
         self.config = config
         self.data = data
         self.names = metric_names(config)
-        check_against_dataset(
-            self.names, task=data.task, has_factors=data.has_factors, source=source
-        )
+        if check:
+            check_against_dataset(
+                self.names, task=data.task, has_factors=data.has_factors, source=source
+            )
         self.trainer = BriefTrainer(data, config.train)
         # A fixed, seeded sample of validation rows on which every trial's activations are read.
         n = len(data.val)
@@ -115,7 +120,7 @@ class Evaluator:
                 model as it is at that epoch. It may raise ``StopTraining`` (training ends there
                 and the model is measured) or ``optuna.TrialPruned`` (propagates).
             checkpoint_metrics: metric names to measure at checkpoints; keep them cheap
-                (``codenas.search.early.CHECKPOINT_METRICS``).
+                (``codenas.config.objectives.CHECKPOINT_METRICS``).
             checkpoint_epochs: the epochs at which to measure them (default: every epoch).
             init: called with the freshly built module before training, to set its weights
                 (the code sampler's optional weight inheritance); default: the seeded

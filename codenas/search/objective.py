@@ -1,15 +1,17 @@
-"""The Optuna objective of a codenas search, and the trial budget that workers share."""
+"""The Optuna objective of a codenas search (the budget workers share: search/budget.py)."""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codenas.config import Config
 from codenas.errors import TrackingUnavailable
 from codenas.search import interrupts
+from codenas.search.budget import Budget  # noqa: F401  (its home until 0.3)
 from codenas.search.samplers.code import LAYERS_ATTR
 from codenas.search.samplers.driver import inheritance_of
 from codenas.search.storage import worker_id
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     from codenas.data import Dataset
     from codenas.evaluation.evaluate import Evaluator
-    from codenas.search.early import CheckpointMonitor
+    from codenas.search.schedule import RungMonitor
     from codenas.search.tracker import Tracker
 
 _TRACEBACK_CHARS = 4000
@@ -60,6 +62,9 @@ class Objective:
         self.tracker = tracker
         self.fatal: Exception | None = None
         self.last_retry: int | None = None  # the trial the last call re-ran, if a retry
+        # (process CPU seconds, wall seconds) when the search loop began the next trial, before
+        # Optuna's ask: the trial's cost includes the sampler's work (set by the loop).
+        self.started: tuple[float, float] | None = None
         self.inheritance = inheritance_of(config)
 
     def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
@@ -82,18 +87,23 @@ class Objective:
             trial.set_user_attr("metrics", {"params": float(params)})
             raise optuna.TrialPruned(reason)
 
-    def _checkpoint_monitor(self, trial: optuna.Trial) -> CheckpointMonitor | None:
-        """The epoch callback that stops a dominated trial, if early stopping is enabled."""
-        if not self.config.search.early_stopping.enabled:
+    def _rung_monitor(self, trial: optuna.Trial) -> RungMonitor | None:
+        """The epoch callback of the multi-fidelity schedule, if ``search.schedule`` is set."""
+        schedule = self.config.search.schedule
+        if schedule is None:
             return None
-        from codenas.search.early import CheckpointMonitor
+        from codenas.search.schedule import RungMonitor, compared_metrics
 
-        return CheckpointMonitor(self.config, trial)
+        objectives = {o.metric: str(o.direction) for o in self.config.objectives}
+        directions = compared_metrics(objectives, schedule.metrics)
+        return RungMonitor(schedule, directions, self.config.train.epochs, trial)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         import optuna
 
         spec: Spec | None = None
+        started, self.started = self.started, None
+        cpu0, wall0 = started or (time.process_time(), time.perf_counter())
         origin = self.last_retry = retry_of(trial)
         try:
             interrupts.arm()  # Ctrl-C/SIGTERM raise here, where the trial records them
@@ -103,8 +113,8 @@ class Objective:
             if self.tracker is not None:
                 self.tracker.trial_started(trial, spec, origin)
             self._check_static_constraints(trial, spec)
-            # Multi-objective early stopping (codenas/search/early.py): off by default.
-            monitor = self._checkpoint_monitor(trial)
+            # The multi-fidelity schedule (codenas/search/schedule.py): off by default.
+            monitor = self._rung_monitor(trial)
             # The code sampler's optional weight inheritance (off by default): docs/sampler.md.
             inherit = self.inheritance
             result = self.evaluator.evaluate(
@@ -121,9 +131,7 @@ class Objective:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr(LAYERS_ATTR, result.code_layers)  # what CodeSampler reads
             if monitor is not None:
-                from codenas.search.early import CHECKPOINTS_ATTR
-
-                trial.set_user_attr(CHECKPOINTS_ATTR, monitor.table())
+                monitor.finish(metrics)  # it reached the top rung
             for constraint in self.config.constraints:
                 trial.set_constraint(
                     str(constraint), constraint.violation(metrics[constraint.metric])
@@ -168,40 +176,16 @@ class Objective:
             raise
         finally:
             interrupts.disarm()
+            _record_cost(trial, cpu0, wall0)
 
 
-class Budget:
-    """How many more trials to start; shared between workers when ``value`` is shared.
-
-    A trial that re-runs one whose worker died (a retry) gives its ticket back: the budget
-    counts evaluations the user asked for, and a killed trial has already used one.
-
-    Args:
-        value: an ``int``, or a ``multiprocessing.Value("i")`` shared by several workers.
-    """
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    @property
-    def left(self) -> int:
-        return int(self._value if isinstance(self._value, int) else self._value.value)
-
-    def take(self) -> bool:
-        if isinstance(self._value, int):
-            if self._value <= 0:
-                return False
-            self._value -= 1
-            return True
-        with self._value.get_lock():
-            if self._value.value <= 0:
-                return False
-            self._value.value -= 1
-            return True
-
-    def give_back(self) -> None:
-        if isinstance(self._value, int):
-            self._value += 1
-            return
-        with self._value.get_lock():
-            self._value.value += 1
+def _record_cost(trial: optuna.Trial, cpu0: float, wall0: float) -> None:
+    """Record what the trial cost, from before Optuna's ask to now: ``cpu_seconds`` (this
+    process's CPU time, every thread of it: torch's, the sampler's, the tracker's) and
+    ``wall_seconds``. Set whatever the trial's outcome, as a pruned or failed trial cost too."""
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    try:
+        trial.set_user_attr("cpu_seconds", round(cpu, 4))
+        trial.set_user_attr("wall_seconds", round(wall, 4))
+    except Exception as err:  # the storage went away: the trial's outcome matters more
+        _log.warning("trial %d: its cost was not recorded: %s", trial.number, err)

@@ -4,7 +4,8 @@
 starts, this process checks the config, the storages and the data, creates the study and its
 MLflow parent run (so workers never race to create either), then runs ``codenas.search.run``
 itself as worker 0 and starts ``N - 1`` more worker processes against the same study, with a
-shared :class:`~codenas.search.study.Budget` and ``cores / N`` torch threads each. The extra
+shared :class:`~codenas.search.budget.Budget` (trials and deadline) and ``cores / N`` torch
+threads each. The extra
 workers fork from a fork server that imported torch, Lightning, Optuna and MLflow once
 (:mod:`codenas.search.forkserver`; ``codenas search --workers N`` starts it before its own
 imports), so none of them pays the ~5 s of imports a spawned process would. A thread draws one
@@ -26,13 +27,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from codenas.config import Config
 from codenas.errors import CodenasError
 from codenas.search import forkserver
-from codenas.search.tracker import make_tracker
 
 _log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def _worker_main(
     tickets: Any,
     index: int,
     workers: int,
+    deadline: float | None,
     drain: bool = False,
 ) -> None:
     """Entry point of one worker process (forked from the preloaded fork server, or spawned
@@ -52,11 +53,12 @@ def _worker_main(
     # interrupted trial's FAIL and its run's KILLED).
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
-    if not drain and tickets.value <= 0:
+    from codenas.search.budget import Budget, passed
+
+    if passed(deadline) or (not drain and tickets.value <= 0):
         return  # the others used the whole budget while this one started: nothing to set up
     from codenas.config import Config
     from codenas.errors import CodenasError, show_warnings
-    from codenas.search.objective import Budget
     from codenas.search.study import run
 
     show_warnings()
@@ -65,7 +67,7 @@ def _worker_main(
     try:
         run(
             config,
-            budget=Budget(tickets),
+            budget=Budget(tickets, deadline),
             worker_index=index,
             workers=workers,
             source=source,
@@ -78,20 +80,32 @@ def _worker_main(
         sys.exit(2)
 
 
-def _run_worker_zero(config: Config, tickets: Any, workers: int, source: str) -> None:
+def _run_worker_zero(
+    prepared: Any, tickets: Any, deadline: float | None, workers: int, source: str
+) -> None:
     """Run this process's share of the trials: it is worker 0, already warm (its imports, its
-    data and its storages are those the checks before the workers used)."""
-    from codenas.search.objective import Budget
+    data, its storage, its study and its tracker are those the checks before the workers
+    made: :func:`codenas.search.study.prepare`, once)."""
+    from codenas.search.budget import Budget
     from codenas.search.study import run
 
-    run(config, budget=Budget(tickets), worker_index=0, workers=workers, source=source)
+    run(
+        prepared.config,
+        budget=Budget(tickets, deadline),
+        worker_index=0,
+        workers=workers,
+        source=source,
+        prepared=prepared,
+    )
 
 
 class _Watch:
     """What the coordinator knows of its worker processes: deaths (with a warning each, and
     when one died holding a trial) and the progress bar, read from the study."""
 
-    def __init__(self, study: Any, start: int, n_trials: int, grace: float, bar: Any) -> None:
+    def __init__(
+        self, study: Any, start: int, n_trials: int | None, grace: float, bar: Any
+    ) -> None:
         self.study = study
         self.start = start
         self.n_trials = n_trials
@@ -144,7 +158,7 @@ class _Watch:
                 (self.bar.write if self.bar else print)(msg, file=sys.stderr)
             if self.bar is not None:
                 done, failed, pruned, _ = _counts(self.study, self.start)
-                self.bar.n = min(self.n_trials, done + failed + pruned)
+                self.bar.n = min(self.n_trials or 2**31, done + failed + pruned)
                 self.bar.set_postfix(
                     failed=failed, pruned=pruned, workers=len(alive) + self.own, refresh=False
                 )
@@ -211,37 +225,30 @@ def run_workers(
         KeyboardInterrupt: after Ctrl-C/SIGTERM has stopped every worker (each records its
             running trial as failed in both stores).
     """
-    from codenas.data import load_dataset
-    from codenas.search.storage import StaleTrialHandler, open_study, storage_for
-    from codenas.search.study import check_sampler
-    from codenas.spaces import get_space
+    from codenas.search.budget import UNLIMITED, deadline_for
+    from codenas.search.study import prepare
 
     n_trials = config.study.trials if n_trials is None else n_trials
-    # Check everything a worker would, once, here: a bad config fails before any process starts.
-    check_sampler(config)
-    stale = StaleTrialHandler(config.study.retries)
-    storage = storage_for(config, stale)
-    space = get_space(config.space.name)(config.space)
-    space.check_input(load_dataset(config.data).input_shape)
-    study, created = open_study(config, storage)
-    # Created here, once, so the workers never race to create the parent run; it also ends the
-    # run of a dead worker's trial when this process fails it as stale.
-    tracker = make_tracker(config, study, created=created)
-    if tracker is not None:
-        stale.hooks.append(tracker.trial_killed)
-        stale.drop_attrs.update(tracker.trial_attrs)
+    # One deadline for every worker, from the command's start (study.timeout).
+    deadline = deadline_for(config.study.timeout)
+    # Everything a worker checks, once, here: a bad config fails before any process starts.
+    # The study and its tracker are made here too, so the workers never race to create the
+    # parent run; the tracker also ends the run of a dead worker's trial when this process
+    # fails it as stale. Worker 0 (this process) runs its trials on this preparation.
+    prepared = prepare(config, source=source)
+    study, tracker, storage = prepared.study, prepared.tracker, prepared.storage
     start = len(study.trials)
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
 
     ctx = forkserver.context()
-    tickets = ctx.Value("i", n_trials)
+    tickets = ctx.Value("i", UNLIMITED if n_trials is None else n_trials)
     data = config.to_dict()
 
     def spawn(index: int, drain: bool = False) -> mp.process.BaseProcess:
         proc = ctx.Process(
             target=_worker_main,
-            args=(data, source, tickets, index, workers, drain),
+            args=(data, source, tickets, index, workers, deadline, drain),
             name=f"codenas-worker-{index}",
         )
         proc.start()
@@ -251,16 +258,15 @@ def run_workers(
     if progress:
         from tqdm.auto import tqdm
 
+        more = "trials until the deadline" if n_trials is None else f"{n_trials} more"
         print(
-            f"study {study.study_name!r}: {start} trials so far, {n_trials} more on "
-            f"{workers} workers",
+            f"study {study.study_name!r}: {start} trials so far, {more} on {workers} workers",
             file=sys.stderr,
         )
         bar = tqdm(total=n_trials, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
     watch = _Watch(study, start, n_trials, config.study.grace_period, bar)
     procs = watch.procs
     replaced = 0
-    finished_then = 0
     interrupted = failed = False
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     # As in a worker: the first Ctrl-C/SIGTERM stops this process's own trial (worker 0), the
@@ -282,45 +288,14 @@ def run_workers(
         starter.start()
         watcher.start()
         try:
-            _run_worker_zero(config, tickets, workers, source)
+            _run_worker_zero(prepared, tickets, deadline, workers, source)
         finally:
             watch.own = 0
             watch.stopped.set()
             watcher.join()
             starter.join()
-        while True:
-            alive = watch.check()
-            if not alive:
-                finished = sum(_counts(study, start)[:3])
-                died, deaths = watch.died, watch.deaths
-                if died and (finished == finished_then or replaced >= 3):
-                    raise WorkerError(
-                        f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
-                        "trials; stopped (see the messages above)"
-                    )
-                if died and (deaths or tickets.value > 0):
-                    # A dead worker's trial may still be RUNNING: once the grace period has
-                    # passed it becomes FAIL and is re-queued (WAITING). One more worker then
-                    # finishes the budget, or runs just the re-queued trials if none is left.
-                    if deaths:
-                        wait = deaths[-1] + config.study.grace_period + 1 - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
-                        _fail_stale(study)
-                    deaths.clear()
-                    died.clear()
-                    replaced += 1
-                    finished_then = finished
-                    waiting = any(
-                        t.state.name == "WAITING" for t in study.get_trials(deepcopy=False)
-                    )
-                    if tickets.value > 0 or waiting:
-                        procs.append(spawn(workers, drain=tickets.value <= 0))
-                        continue
-                break
-            # Back as soon as a worker exits (the end of the search, most often), else in
-            # ``poll`` seconds to redraw the bar.
-            mp.connection.wait([p.sentinel for p in alive], timeout=poll)
+        grace = config.study.grace_period
+        replaced = _until_done(watch, tickets, deadline, grace, lambda d: spawn(workers, d), poll)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -350,6 +325,61 @@ def run_workers(
     import optuna
 
     return optuna.load_study(study_name=study.study_name, storage=storage)
+
+
+def _until_done(
+    watch: _Watch,
+    tickets: Any,
+    deadline: float | None,
+    grace: float,
+    spawn: Callable[[bool], mp.process.BaseProcess],
+    poll: float,
+) -> int:
+    """Wait for the workers to end; replace workers that died while trials are left.
+
+    A dead worker's trial may still be RUNNING: once the grace period has passed it becomes
+    FAIL and is re-queued (WAITING). One more worker then finishes the budget, or runs just
+    the re-queued trials if none is left (never after the deadline).
+
+    Returns:
+        The number of workers started to replace dead ones.
+
+    Raises:
+        WorkerError: workers keep dying without finishing trials.
+    """
+    from codenas.search.budget import passed
+
+    study, start = watch.study, watch.start
+    replaced = finished_then = 0
+    while True:
+        alive = watch.check()
+        if alive:
+            # Back as soon as a worker exits (the end of the search, most often), else in
+            # ``poll`` seconds to redraw the bar.
+            mp.connection.wait([p.sentinel for p in alive], timeout=poll)
+            continue
+        finished = sum(_counts(study, start)[:3])
+        died, deaths = watch.died, watch.deaths
+        if died and (finished == finished_then or replaced >= 3):
+            raise WorkerError(
+                f"workers keep dying (exit codes {sorted(set(died))}) without finishing "
+                "trials; stopped (see the messages above)"
+            )
+        if not (died and (deaths or tickets.value > 0) and not passed(deadline)):
+            return replaced
+        if deaths:
+            wait = deaths[-1] + grace + 1 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            _fail_stale(study)
+        deaths.clear()
+        died.clear()
+        replaced += 1
+        finished_then = finished
+        waiting = any(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
+        if not (tickets.value > 0 or waiting):
+            return replaced
+        watch.procs.append(spawn(tickets.value <= 0))  # drain: only the re-queued trials
 
 
 def _stop_workers(

@@ -35,6 +35,8 @@ class FrontRow:
         lineage: which code-sampler rule proposed the trial, from which trial
             (``shrink<-#12``, ``warm_start``); ``""`` for the base sampler's trials
             (:func:`codenas.search.samplers.lineage`).
+        rung: with ``search.schedule``, the rung whose values these are (the highest the
+            trial reached; a front member's is the top rung); ``None`` without a schedule.
     """
 
     trial: int
@@ -44,6 +46,7 @@ class FrontRow:
     mlflow_run_id: str | None
     metrics: dict[str, float]
     lineage: str = ""
+    rung: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class FrontRow:
             "mlflow_run_id": self.mlflow_run_id,
             "metrics": self.metrics,
             "lineage": self.lineage,
+            "rung": self.rung,
         }
 
 
@@ -76,6 +80,7 @@ def row_of(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> FrontRow:
         mlflow_run_id=trial.user_attrs.get("mlflow_run_id"),
         metrics=dict(trial.user_attrs.get("metrics", {})),
         lineage=lineage(trial.user_attrs),
+        rung=None if trial.user_attrs.get("rung") is None else int(trial.user_attrs["rung"]),
     )
 
 
@@ -109,13 +114,23 @@ def spec_summary(spec: dict[str, Any]) -> str:
 
 def format_table(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     """A plain-text table: trial, state, each objective, run id, spec (and lineage, when a
-    code sampler proposed some of the rows)."""
+    code sampler proposed some of the rows; the rung, when a schedule ran)."""
     lineage = any(r.lineage for r in rows)
-    header = ["trial", "state", *names, "mlflow_run_id", "spec", *(["lineage"] if lineage else [])]
+    rung = any(r.rung is not None for r in rows)
+    header = [
+        "trial",
+        "state",
+        *(["rung"] if rung else []),
+        *names,
+        "mlflow_run_id",
+        "spec",
+        *(["lineage"] if lineage else []),
+    ]
     body = [
         [
             str(r.trial),
             r.state,
+            *([_rung_text(r.rung)] if rung else []),
             *(format_number(r.values.get(n, float("nan"))) for n in names),
             (r.mlflow_run_id or "-")[:12],
             spec_summary(r.spec),
@@ -130,6 +145,10 @@ def format_table(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _rung_text(rung: int | None) -> str:
+    return "-" if rung is None else str(rung)
 
 
 def to_json(rows: Sequence[FrontRow]) -> str:
@@ -147,14 +166,24 @@ def to_csv(rows: Sequence[FrontRow], names: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     lineage = any(r.lineage for r in rows)
+    rung = any(r.rung is not None for r in rows)
     writer.writerow(
-        ["trial", "state", *names, "mlflow_run_id", "spec", *(["lineage"] if lineage else [])]
+        [
+            "trial",
+            "state",
+            *(["rung"] if rung else []),
+            *names,
+            "mlflow_run_id",
+            "spec",
+            *(["lineage"] if lineage else []),
+        ]
     )
     for r in rows:
         writer.writerow(
             [
                 r.trial,
                 r.state,
+                *([_rung_text(r.rung)] if rung else []),
                 *(_csv_value(r.values.get(n)) for n in names),
                 r.mlflow_run_id or "",
                 json.dumps(r.spec),

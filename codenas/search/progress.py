@@ -20,7 +20,8 @@ def _short(value: float) -> str:
 
 
 class ProgressBar:
-    """An Optuna callback drawing a tqdm bar over ``total`` trials.
+    """An Optuna callback drawing a tqdm bar over ``total`` trials (a count without a bar when
+    ``total`` is ``None``: a search bounded by its timeout only).
 
     After each trial it shows the size of the Pareto front and, per objective, the best value
     on the front (labelled "best of each": the values come from different members); failed
@@ -29,7 +30,7 @@ class ProgressBar:
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         names: list[str],
         directions: list[str],
         *,

@@ -38,7 +38,9 @@ _log = logging.getLogger(__name__)
 # without them (it would otherwise carry the killed trial's worker, metrics and, through the
 # tracker's attribute, the killed trial's MLflow run).
 OUTCOME_ATTRS = frozenset(
-    {"worker", "spec", "metrics", "fail_reason", "fail_traceback", "prune_reason", "checkpoints"}
+    {"worker", "spec", "metrics", "fail_reason", "fail_traceback", "prune_reason"}
+    # its cost and how far the schedule let it train (search/objective.py, search/schedule.py)
+    | {"cpu_seconds", "wall_seconds", "rung", "rungs"}
     # what a trial measured for the code sampler (search/samplers): its per-layer code and the
     # weights it saved for inheritance belong to the killed run, not to its retry
     | {"code.layers", "code.weights", "code.inherited", "code.inherit_reason"}

@@ -1,8 +1,10 @@
 """The driver: config -> dataset -> Optuna study -> trials (-> trackers such as MLflow).
 
 ``run(config)`` is what ``codenas search`` calls (through :mod:`codenas.workflows`, which adds
-the end-of-search reports). It opens (or continues) the study in its storage, refuses a config
-that does not match the stored study, and runs trials with ``study.optimize`` so that Optuna's
+the end-of-search reports). It checks the config in one pass (:func:`check_config`,
+:func:`check_data`), prepares what the trials share once (:func:`prepare`: the storage, the
+data, the study, the tracker), refuses a config that does not match the stored study, and runs
+trials with ``study.optimize`` so that Optuna's
 heartbeat marks the trial of a killed worker as failed and re-queues it once with the same
 parameters. Trackers plug in through :mod:`codenas.search.tracker`; this package never
 imports mlflow.
@@ -11,8 +13,10 @@ imports mlflow.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,10 +25,10 @@ import numpy as np
 
 from codenas.config import Config
 from codenas.search import interrupts
-from codenas.search.objective import Budget, Objective
-from codenas.search.storage import StaleTrialHandler, load_study, open_study, storage_for
-from codenas.search.tracker import DEFAULT_TRACKER, Tracker, make_tracker
-from codenas.spaces import get_space
+from codenas.search.budget import Budget, deadline_for
+from codenas.search.objective import Objective
+from codenas.search.storage import load_study
+from codenas.search.tracker import DEFAULT_TRACKER, Tracker
 from codenas.training.runtime import default_threads, set_threads
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
     from codenas.data import Dataset
     from codenas.search.pareto import FrontRow
+    from codenas.search.storage import StaleTrialHandler
     from codenas.spaces import Space
 
 _log = logging.getLogger(__name__)
@@ -63,6 +68,109 @@ def make_sampler(
     return plugin.make(seed, config.study.sampler_options, config=config, data=data, space=space)
 
 
+# ----------------------------------------------------------------------------- preparation
+# Everything a search checks and prepares before its first trial, once per process:
+# check_config runs every check that needs only the config, check_data every one that needs
+# the data too, both before any study is created or any trial starts (as Lightning's
+# configuration validator does before a fit), so a bad config is one error and nothing
+# written. prepare() then makes what every trial shares, each once: the storage, the space,
+# the data, the study, the tracker. run() and run_workers() both start from a Preparation;
+# with --workers, worker 0 uses the coordinator's instead of making its own.
+
+
+def check_config(config: Config) -> None:
+    """The checks that need only the config: those pydantic cannot make alone because they
+    cross sections or construct something (the schedule against ``train.epochs`` and the
+    objectives; the sampler and its ``study.sampler_options``).
+
+    Raises:
+        ConfigError: the first problem, naming its key.
+    """
+    from codenas.search.schedule import check_schedule
+
+    check_schedule(
+        config.search.schedule,
+        {o.metric: str(o.direction) for o in config.objectives},
+        config.train.epochs,
+    )
+    # Building the sampler without data checks all its options (the code sampler's warm start,
+    # which needs the data, is skipped): about a millisecond.
+    make_sampler(config, 0)
+
+
+def check_data(config: Config, data: Dataset, space: Space, *, source: str) -> None:
+    """The checks that need the data: the space takes its inputs, every metric can be
+    measured on it (factors it lacks, accuracy on a regression).
+
+    Raises:
+        ConfigError: the first problem.
+    """
+    from codenas.config.objectives import check_against_dataset
+    from codenas.evaluation.evaluate import metric_names
+
+    space.check_input(data.input_shape)
+    check_against_dataset(
+        metric_names(config), task=data.task, has_factors=data.has_factors, source=source
+    )
+
+
+@dataclasses.dataclass
+class Preparation:
+    """What the trials of one process share, made once by :func:`prepare`.
+
+    Attributes:
+        config: the checked config; source: where it came from, for messages.
+        data: the loaded dataset; space: the search space.
+        storage: the Optuna storage (with heartbeats); stale: its dead-worker handler.
+        study: the opened (or created) study; created: whether this process created it.
+        tracker: the study's tracker, ``None`` when ``tracking.enabled`` is false.
+    """
+
+    config: Config
+    source: str
+    data: Dataset
+    space: Space
+    storage: optuna.storages.BaseStorage
+    stale: StaleTrialHandler
+    study: optuna.Study
+    created: bool
+    tracker: Tracker | None
+
+
+def prepare(
+    config: Config,
+    *,
+    source: str = "config",
+    tracker_name: str = DEFAULT_TRACKER,
+) -> Preparation:
+    """Check ``config`` (:func:`check_config`, :func:`check_data`), then open its storage,
+    load its data, open or create its study and make its tracker, each once.
+
+    Raises:
+        CodenasError: a bad config, dataset or storage; nothing is written (no storage file,
+            no study, no run) before the checks have passed.
+    """
+    from codenas.data import load_dataset
+    from codenas.search.storage import StaleTrialHandler, open_study, storage_for
+    from codenas.search.tracker import make_tracker
+    from codenas.spaces import get_space
+
+    check_config(config)
+    space = get_space(config.space.name)(config.space)
+    data = load_dataset(config.data)
+    check_data(config, data, space, source=source)
+    # Only now is anything written (an SQLite storage's file, the study).
+    stale = StaleTrialHandler(config.study.retries)
+    storage = storage_for(config, stale)
+    study, created = open_study(config, storage)
+    tracker = make_tracker(config, study, created=created, name=tracker_name)
+    if tracker is not None:
+        # A dead worker's trial, failed by the heartbeat of any process, ends its run too.
+        stale.hooks.append(tracker.trial_killed)
+        stale.drop_attrs.update(tracker.trial_attrs)
+    return Preparation(config, source, data, space, storage, stale, study, created, tracker)
+
+
 @contextlib.contextmanager
 def _quiet_optuna(enabled: bool) -> Iterator[None]:
     if not enabled:
@@ -92,8 +200,11 @@ def run(
     workers: int = 1,
     source: str = "config",
     tracker_name: str = DEFAULT_TRACKER,
+    prepared: Preparation | None = None,
 ) -> optuna.Study:
-    """Run ``n_trials`` more trials of the search ``config`` (default ``study.trials``).
+    """Run ``n_trials`` more trials of the search ``config`` (default ``study.trials``), and
+    stop starting trials at ``study.timeout`` (counted from the command's start:
+    :func:`codenas.search.budget.command_clock`, else from this call).
 
     Running the same config again continues the same study. Every trial is tracked in MLflow
     (unless ``tracking.enabled`` is false). Trials that re-run a dead worker's trial do not
@@ -102,19 +213,23 @@ def run(
 
     Args:
         config: the validated config (see :func:`codenas.load_config`).
-        n_trials: trials to add to the study; default ``config.study.trials``.
+        n_trials: trials to add to the study; default ``config.study.trials`` (``None``
+            there: no bound but the timeout).
         progress: draw codenas's progress bar on stderr.
         quiet: silence Optuna's per-trial log lines (failures still reach the progress bar,
             Optuna's trial attributes and MLflow).
         callbacks: extra Optuna callbacks, called after each trial.
         enqueue: trial parameters (``{"depth": 2, "width": 64, ...}``) to evaluate first;
             they count towards ``n_trials``.
-        budget: a :class:`Budget` shared with other workers (overrides ``n_trials``).
+        budget: a :class:`Budget` shared with other workers (overrides ``n_trials`` and
+            the timeout: its deadline is theirs).
         retries_only: run only the trials re-queued after a worker died (WAITING), then stop.
         worker_index: index of this worker among ``workers`` on one machine (seeds, threads).
         workers: number of workers sharing the machine's cores.
         source: where the config came from, for error messages.
         tracker_name: the registered tracker (:mod:`codenas.search.tracker`) to use.
+        prepared: this process's checked data, storage, study and tracker
+            (:func:`codenas.search.prepare.prepare`); made here when not given.
 
     Returns:
         The Optuna study.
@@ -123,50 +238,25 @@ def run(
         CodenasError: a bad config, dataset or storage, before any training; or
             :class:`~codenas.tracking.TrackingUnavailable` if MLflow stayed unreachable.
     """
-    from codenas.data import load_dataset
     from codenas.evaluation.evaluate import Evaluator
 
-    n_trials = config.study.trials if n_trials is None else n_trials
-    budget = budget if budget is not None else Budget(n_trials)
+    if budget is None:
+        n_trials = config.study.trials if n_trials is None else n_trials
+        budget = Budget(n_trials, deadline_for(config.study.timeout))
     set_threads(config.train.threads or default_threads(workers))
-
-    # Every check that can fail on bad input runs before any training.
-    from codenas.search.early import check_early_stopping
-
-    check_early_stopping(config)
-    check_sampler(config)
-    stale = StaleTrialHandler(config.study.retries)
-    storage = storage_for(config, stale)
-    space = get_space(config.space.name)(config.space)
-    data = load_dataset(config.data)
-    space.check_input(data.input_shape)
-    evaluator = Evaluator(config, data, source=source)
-    with _quiet_optuna(quiet):
-        study, created = open_study(config, storage)
+    if prepared is None:  # every check that can fail on bad input runs here, before any work
+        with _quiet_optuna(quiet):
+            prepared = prepare(config, source=source, tracker_name=tracker_name)
+    study, tracker, data, space = prepared.study, prepared.tracker, prepared.data, prepared.space
+    evaluator = Evaluator(config, data, source=source, check=False)  # checked by prepare
     # Alone on a study, a search is reproducible from its seed; beside running workers (or as
     # one of several), the process id keeps this worker's draws apart from theirs.
     running = any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
     salt = os.getpid() if workers > 1 or running else 0
     seed = sampler_seed(config.study.seed, len(study.trials), worker_index, salt)
     study.sampler = make_sampler(config, seed, data=data, space=space)
-
-    tracker = make_tracker(config, study, created=created, name=tracker_name)
-    if tracker is not None:
-        stale.hooks.append(tracker.trial_killed)
-        stale.drop_attrs.update(tracker.trial_attrs)
     if progress:
-        import sys
-
-        # Queued trials (a seeded or right-sized proposal, a retry) have not run yet: they
-        # are among the trials to come, not the ones so far.
-        queued = sum(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
-        done = len(study.trials) - queued
-        first = f" ({queued} queued, run first)" if queued else ""
-        print(
-            f"study {study.study_name!r}: {done} trials so far, {budget.left} more{first}; "
-            "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
-            file=sys.stderr,
-        )
+        _announce(study, budget, config)
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
     objective = Objective(config, data, space, evaluator, tracker)
@@ -175,14 +265,9 @@ def run(
     if progress:
         from codenas.search.progress import ProgressBar
 
-        bar = ProgressBar(budget.left, config.objective_names, config.directions)
-    all_callbacks: list[Callable[..., None]] = []
-    if tracker is not None:
-        all_callbacks.append(tracker)
-    if bar is not None:
-        all_callbacks.append(bar)
-    all_callbacks.extend(callbacks)
-
+        total = None if budget.unlimited else budget.left
+        bar = ProgressBar(total, config.objective_names, config.directions)
+    all_callbacks = [c for c in (tracker, bar) if c is not None] + list(callbacks)
     if tracker is not None:
         tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
     status = "FINISHED"
@@ -191,26 +276,7 @@ def run(
     with interrupts.search_signals():
         try:
             with _quiet_optuna(quiet):
-                # One optimize call per trial: the budget is checked before each trial starts,
-                # so workers sharing it never overshoot, and Optuna's heartbeat still runs.
-                while objective.fatal is None:
-                    interrupts.check()  # a Ctrl-C/SIGTERM that came between two trials
-                    if retries_only:
-                        if not _has_waiting(study):
-                            break
-                    elif not budget.take():
-                        break
-                    objective.last_retry = None
-                    study.optimize(
-                        objective,
-                        n_trials=1,
-                        catch=(Exception,),
-                        callbacks=all_callbacks,
-                        gc_after_trial=False,
-                    )
-                    if objective.last_retry is not None and not retries_only:
-                        budget.give_back()  # re-running a dead worker's trial is not a new trial
-                interrupts.check()  # one that came during the last trial's bookkeeping
+                _trials(study, objective, budget, all_callbacks, retries_only=retries_only)
             if tracker is not None and not tracker.down:
                 flush_tracker(tracker)  # the last trials' background writes (a lost backend raises)
         except KeyboardInterrupt:
@@ -229,6 +295,59 @@ def run(
     if objective.fatal is not None:
         raise objective.fatal
     return study
+
+
+def _announce(study: optuna.Study, budget: Budget, config: Config) -> None:
+    """The line before the progress bar: the trials so far and to come, the objectives."""
+    import sys
+
+    # Queued trials (a seeded or right-sized proposal, a retry) have not run yet: they are
+    # among the trials to come, not the ones so far.
+    queued = sum(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
+    done = len(study.trials) - queued
+    first = f" ({queued} queued, run first)" if queued else ""
+    more = "trials until the deadline" if budget.unlimited else f"{budget.left} more"
+    if budget.deadline is not None and not budget.unlimited:
+        more += " or until the deadline"
+    print(
+        f"study {study.study_name!r}: {done} trials so far, {more}{first}; "
+        "objectives: " + ", ".join(f"{o.metric} ({o.direction})" for o in config.objectives),
+        file=sys.stderr,
+    )
+
+
+def _trials(
+    study: optuna.Study,
+    objective: Objective,
+    budget: Budget,
+    callbacks: Sequence[Callable[..., None]],
+    *,
+    retries_only: bool,
+) -> None:
+    """Run trials while the budget (count and deadline) allows and nothing was fatal.
+
+    One ``optimize`` call per trial: the budget is checked before each trial starts, so
+    workers sharing it never overshoot, and Optuna's heartbeat still runs.
+    """
+    while objective.fatal is None:
+        interrupts.check()  # a Ctrl-C/SIGTERM that came between two trials
+        if retries_only:
+            if budget.expired or not _has_waiting(study):
+                break
+        elif not budget.take():  # spent, or past the deadline
+            break
+        objective.last_retry = None
+        objective.started = (time.process_time(), time.perf_counter())
+        study.optimize(
+            objective,
+            n_trials=1,
+            catch=(Exception,),
+            callbacks=list(callbacks),
+            gc_after_trial=False,
+        )
+        if objective.last_retry is not None and not retries_only:
+            budget.give_back()  # re-running a dead worker's trial is not a new trial
+    interrupts.check()  # one that came during the last trial's bookkeeping
 
 
 def flush_tracker(tracker: Tracker) -> None:
@@ -281,15 +400,20 @@ def study_totals(study: optuna.Study) -> dict[str, float]:
     """The study's totals for its tracking record: trial counts, front size, best values.
 
     Keys: ``trials_complete``, ``trials_failed``, ``trials_pruned``, ``trials_waiting``,
-    ``front_size`` (feasible Pareto members) and ``best/<objective>`` (the best value of each
-    objective over the front, in the objective's direction; absent while the front is empty).
+    ``front_size`` (feasible Pareto members), ``best/<objective>`` (the best value of each
+    objective over the front, in the objective's direction; absent while the front is empty),
+    and ``cpu_seconds`` and ``wall_seconds``: the sums of the trials' own (user attributes of
+    the same names; with several workers the wall seconds add up the workers' time).
     """
     from codenas.search.pareto import objective_names
 
     counts = {"COMPLETE": 0, "FAIL": 0, "PRUNED": 0, "WAITING": 0}
+    cost = {"cpu_seconds": 0.0, "wall_seconds": 0.0}
     for trial in study.get_trials(deepcopy=False):
         if trial.state.name in counts:
             counts[trial.state.name] += 1
+        for key in cost:
+            cost[key] += float(trial.user_attrs.get(key, 0.0))
     best = study.best_trials
     totals = {
         "trials_complete": float(counts["COMPLETE"]),
@@ -297,6 +421,7 @@ def study_totals(study: optuna.Study) -> dict[str, float]:
         "trials_pruned": float(counts["PRUNED"]),
         "trials_waiting": float(counts["WAITING"]),
         "front_size": float(len(best)),
+        **cost,
     }
     if best:
         for i, (name, direction) in enumerate(

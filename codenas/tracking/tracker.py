@@ -60,6 +60,7 @@ _log = logging.getLogger(__name__)
 PARENT_ATTR = "codenas.mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
 STATUS_OF_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+COST_ATTRS = ("cpu_seconds", "wall_seconds")  # a trial's cost (codenas/search/objective.py)
 
 
 @register_tracker("mlflow")
@@ -321,15 +322,19 @@ class MlflowTracker:
         in_front = any(t.number == trial.number for t in best)
         state = trial.state.name
         tags = {"codenas.state": state, "codenas.pareto": "true" if in_front else "false"}
+        if trial.user_attrs.get("rung") is not None:  # the schedule's rung it reached
+            tags["codenas.rung"] = str(trial.user_attrs["rung"])
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason")
         if reason:
             key = "codenas.fail_reason" if state == "FAIL" else "codenas.prune_reason"
             tags[key] = str(reason)[:8000]
-        metrics = []
+        now = int(time.time() * 1000)
+        values: dict[str, Any] = {}
         if trial.number not in self._metrics_logged:  # a failed or pruned trial's partial values
-            now = int(time.time() * 1000)
-            values = trial.user_attrs.get("metrics", {})
-            metrics = [Metric(k, float(v), now, 0) for k, v in sorted(values.items())]
+            values.update(trial.user_attrs.get("metrics", {}))
+        # What the trial cost, measured until its values were returned (search/objective.py).
+        values.update({k: trial.user_attrs[k] for k in COST_ATTRS if k in trial.user_attrs})
+        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(values.items())]
         # One batch carries the final tags (the Pareto tag included) and any late metrics.
         for i, chunk in enumerate(_chunks(metrics, 1000) if metrics else [[]]):
             batch_tags = [RunTag(k, v) for k, v in tags.items()] if i == 0 else []
