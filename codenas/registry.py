@@ -59,7 +59,7 @@ class Registry(Generic[T]):
 
 
 SAMPLERS: Registry[object] = Registry("sampler")
-"""Sampler name -> its plug-in (:class:`codenas.search.samplers.builtin.SamplerPlugin`), or the
+"""Sampler name -> its plug-in (:class:`codenas.search.samplers.registry.SamplerPlugin`), or the
 ``"module:attr"`` path of one, imported only when a search makes the sampler. The config
 validates ``study.sampler`` against these names; a package adds its own with
 ``codenas.search.samplers.register_sampler``."""

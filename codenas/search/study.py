@@ -53,7 +53,7 @@ def sampler_seed(base: int, *salt: int) -> int:
 
 def check_sampler(config: Config) -> None:
     """Refuse bad ``study.sampler_options`` before a study is opened or created."""
-    from codenas.search.samplers.builtin import get_sampler
+    from codenas.search.samplers.registry import get_sampler
 
     get_sampler(config.study.sampler).check(config.study.sampler_options)
 
@@ -62,7 +62,7 @@ def make_sampler(
     config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
 ) -> optuna.samplers.BaseSampler:
     """The registered sampler ``study.sampler`` (:mod:`codenas.search.samplers.builtin`)."""
-    from codenas.search.samplers.builtin import get_sampler
+    from codenas.search.samplers.registry import get_sampler
 
     plugin = get_sampler(config.study.sampler)
     return plugin.make(seed, config.study.sampler_options, config=config, data=data, space=space)
@@ -93,8 +93,10 @@ def check_config(config: Config) -> None:
         {o.metric: str(o.direction) for o in config.objectives},
         config.train.epochs,
     )
-    # Building the sampler without data checks all its options (the code sampler's warm start,
-    # which needs the data, is skipped): about a millisecond.
+    # The sampler's plug-in checks its options by name; building it without data checks what
+    # only construction finds (the code sampler's warm start, which needs the data, is
+    # skipped): about a millisecond.
+    check_sampler(config)
     make_sampler(config, 0)
 
 

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from codenas.errors import ConfigError
 from codenas.registry import Registry
 from codenas.schema import Frozen
-from codenas.spaces.surgery import SurgeryError
 
 if TYPE_CHECKING:
     import optuna
     from torch import nn
+
+
+class SurgeryError(ConfigError):
+    """A space cannot perform this operation on this network (and says why)."""
 
 
 class SpaceConfig(Frozen):

@@ -12,9 +12,8 @@ from torch import nn
 
 from codenas.schema import FloatRange, suggest_choice
 from codenas.spaces.activations import ACTIVATIONS, make_activation
-from codenas.spaces.base import Space, Spec, register_space
+from codenas.spaces.base import Space, Spec, SurgeryError, register_space
 from codenas.spaces.profiles import ProfileConfig
-from codenas.spaces.surgery import SurgeryError
 
 if TYPE_CHECKING:
     import optuna

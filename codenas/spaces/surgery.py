@@ -28,25 +28,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from codenas.errors import ConfigError
+from codenas.spaces.base import Spec, SurgeryError, get_space
 
-if TYPE_CHECKING:
-    from codenas.spaces.base import Spec
-
-
-class SurgeryError(ConfigError):
-    """A space cannot perform this operation on this network (and says why)."""
+__all__ = ["SurgeryError", "fold_affine", "keep_units", "widen_units"]
 
 
 def _space(spec: Spec):
-    from codenas.spaces.base import get_space
-
     return get_space(spec.space)
 
 

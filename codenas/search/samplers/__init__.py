@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from codenas.neuralcode import LayerUsage, Move, usage_from_attr
-from codenas.search.samplers.builtin import SamplerPlugin, get_sampler, register_sampler
 from codenas.search.samplers.code import (
     LAYERS_ATTR,
     PARAMS_ATTR,
@@ -28,6 +27,7 @@ from codenas.search.samplers.code import (
     check_options,
     make_base_sampler,
 )
+from codenas.search.samplers.registry import SamplerPlugin, get_sampler, register_sampler
 
 __all__ = [
     "LAYERS_ATTR",

@@ -83,7 +83,7 @@ def make_base_sampler(
     name: str, seed: int | None, options: Mapping[str, Any] | None = None
 ) -> BaseSampler:
     """A registered sampler other than ``code`` by name (``tpe``, ``nsga2``, ``random``, ...)."""
-    from codenas.search.samplers.builtin import base_sampler_names, get_sampler
+    from codenas.search.samplers.registry import base_sampler_names, get_sampler
 
     if name not in base_sampler_names():
         raise ConfigError(unknown_name_message("base sampler", name, base_sampler_names()))
@@ -476,7 +476,7 @@ def _fit(value: Any, dist: BaseDistribution) -> Any:
 
 
 def _is_base_sampler(v: Any) -> bool:
-    from codenas.search.samplers.builtin import base_sampler_names
+    from codenas.search.samplers.registry import base_sampler_names
 
     return isinstance(v, str) and v in base_sampler_names()
 
