@@ -14,7 +14,10 @@ Protocol (fixed before any run; the decision rule below was written before the r
   tasks, ``data.task_seed = s``; every arm runs on the same seeds (paired), at least 5.
 * **Arms** (``ARMS``): ``random``, ``tpe``, ``code`` (the code-guided sampler),
   ``tpe-asha`` and ``code-asha`` (the same with ``search.schedule`` on: asynchronous
-  successive halving over epochs, min 1 epoch, eta 3). Objectives: validation accuracy (R^2)
+  successive halving over epochs, min 1 epoch, eta 3), ``tpe-screen`` (TPE behind the
+  zero-cost rung ``search.screen``: effective rank at initialisation, the score chosen on the
+  development tasks of docs/zero-cost.md, 8 candidates per trial, size band 1.5) and
+  ``code-asha-screen`` (code sampler + schedule + zero-cost rung). Objectives: validation accuracy (R^2)
   up, params down; tracking off (the same for every arm; MLflow's per-trial writes are not in
   the CPU counted here).
 * **Budget.** TPE runs ``--trials`` (60) trials. Every other arm runs until its CPU seconds
@@ -141,13 +144,16 @@ TASKS: dict[str, tuple[dict[str, Any], tuple[int, int], bool]] = {
 }
 DEV_TASKS = ("parity",)
 HELD_OUT_TASKS = ("teacher", "spiral", "bars", "digits-cnn", "diabetes")
-SCHEDULE = {"min_epochs": 1, "eta": 3}
+SCHEDULE = f"search.schedule={json.dumps({'min_epochs': 1, 'eta': 3})}"
+SCREEN = f"search.screen={json.dumps({'score': 'effective_rank', 'candidates': 8})}"
 ARMS: dict[str, list[str]] = {
     "random": ["study.sampler=random"],
     "tpe": ["study.sampler=tpe"],
     "code": ["study.sampler=code"],
-    "tpe-asha": ["study.sampler=tpe", f"search.schedule={json.dumps(SCHEDULE)}"],
-    "code-asha": ["study.sampler=code", f"search.schedule={json.dumps(SCHEDULE)}"],
+    "tpe-asha": ["study.sampler=tpe", SCHEDULE],
+    "tpe-screen": ["study.sampler=tpe", SCREEN],
+    "code-asha": ["study.sampler=code", SCHEDULE],
+    "code-asha-screen": ["study.sampler=code", SCHEDULE, SCREEN],
 }
 CPU_GRID = (1 / 8, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0)
 DECISION_POINT = 1 / 3

@@ -286,6 +286,33 @@ class ScheduleConfig(Frozen):
         return value
 
 
+class ScreenConfig(Frozen):
+    """``search.screen:``: a zero-cost rung before any training (``codenas/search/screen.py``).
+
+    The sampler draws ``candidates`` architectures per trial; each is scored at initialisation
+    by the metric ``score`` (higher better, or lower for a metric registered ``minimize``); the
+    best-scored one within a factor ``band`` of the sampler's own proposal's size is trained.
+    """
+
+    score: str = "effective_rank"  # chosen on the development tasks: docs/zero-cost.md
+    candidates: int = Field(8, ge=2)
+    band: float = Field(1.5, gt=1.0)
+
+    @field_validator("score")
+    @classmethod
+    def _at_init(cls, value: str) -> str:
+        from codenas.metrics import get_metric
+
+        info = get_metric(value)
+        if info.scope == "run" or info.needs or info.direction is None:
+            raise ValueError(
+                f"{value!r} cannot score an untrained network from its activations alone "
+                "(it needs labels, factors or training, or has no better direction); "
+                "try effective_rank, activation_code_logdet, naswot, swap or meco"
+            )
+        return value
+
+
 class SearchConfig(Frozen):
     """``search:``: how the search loop treats running trials (the multi-fidelity schedule).
 
@@ -294,6 +321,7 @@ class SearchConfig(Frozen):
     """
 
     schedule: ScheduleConfig | None = None  # off; e.g. {min_epochs: 1, eta: 3}
+    screen: ScreenConfig | None = None  # off; e.g. {score: effective_rank, candidates: 8}
 
     @model_validator(mode="before")
     @classmethod

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, TrialState
 
     from codenas.config import Config
+    from codenas.config.models import ScreenConfig
     from codenas.data import Dataset
     from codenas.spaces import Space
 
@@ -72,13 +73,14 @@ def zero_cost_scorer(
     candidate at initialisation (seed 0), on a seeded batch of training rows."""
     import torch
 
-    from codenas.metrics import capture_layers, compute_metrics, reads_codes
+    from codenas.metrics import capture_layers, compute_metrics, get_metric, reads_codes
     from codenas.spaces import build_model
 
     rng = np.random.default_rng(config.data.seed)
     rows = rng.permutation(len(data.train))[: min(batch_size, len(data.train))]
     x = data.train.x[torch.as_tensor(rows)].cpu()
     codes = reads_codes([metric])
+    sign = -1.0 if get_metric(metric).direction == "minimize" else 1.0
 
     def score(params: Mapping[str, Any]) -> tuple[float, float]:
         import optuna
@@ -89,7 +91,7 @@ def zero_cost_scorer(
         size = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
         captured = capture_layers(model, x, codes=codes)
         value = compute_metrics([metric], captured.units, codes=captured.codes)[metric]
-        return float(value), size
+        return sign * float(value), size
 
     return score
 
@@ -182,18 +184,13 @@ class ScreenedSampler(BaseSampler):
 
 def screened(
     sampler: optuna.samplers.BaseSampler,
-    options: Mapping[str, Any] | None,
+    screen: ScreenConfig | None,
     config: Config,
     data: Dataset | None,
     space: Space | None,
 ) -> optuna.samplers.BaseSampler:
-    """``sampler`` wrapped by the screen ``options`` (``search.screen``), or as it is."""
-    if not options or data is None or space is None:
+    """``sampler`` behind the screen ``search.screen``, or as it is (no screen, or no data)."""
+    if screen is None or data is None or space is None:
         return sampler
-    scorer = zero_cost_scorer(config, data, space, str(options.get("score", "effective_rank")))
-    return ScreenedSampler(
-        sampler,
-        scorer,
-        candidates=int(options.get("candidates", 8)),
-        band=float(options.get("band", 1.5)),
-    )
+    scorer = zero_cost_scorer(config, data, space, screen.score)
+    return ScreenedSampler(sampler, scorer, candidates=screen.candidates, band=screen.band)

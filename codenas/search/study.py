@@ -61,11 +61,14 @@ def check_sampler(config: Config) -> None:
 def make_sampler(
     config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
 ) -> optuna.samplers.BaseSampler:
-    """The registered sampler ``study.sampler`` (:mod:`codenas.search.samplers.builtin`)."""
+    """The registered sampler ``study.sampler`` (:mod:`codenas.search.samplers.registry`),
+    behind the zero-cost screen ``search.screen`` when one is set (and the data is given)."""
     from codenas.search.samplers.registry import get_sampler
+    from codenas.search.screen import screened
 
     plugin = get_sampler(config.study.sampler)
-    return plugin.make(seed, config.study.sampler_options, config=config, data=data, space=space)
+    sampler = plugin.make(seed, config.study.sampler_options, config=config, data=data, space=space)
+    return screened(sampler, config.search.screen, config, data, space)
 
 
 # ----------------------------------------------------------------------------- preparation

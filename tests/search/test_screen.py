@@ -73,3 +73,22 @@ def test_a_screened_search_trains_the_in_band_best_of_tpes_draws(tmp_path: Path)
         value, size = scorer(t.params)  # what was trained is the chosen candidate
         assert value == pytest.approx(record["scores"][record["chosen"]], rel=1e-5)
         assert size == record["sizes"][record["chosen"]]
+
+
+def test_search_screen_in_a_config_screens_the_search_s_trials(tmp_path: Path) -> None:
+    config = codenas.load_config(
+        None,
+        [
+            f"study.storage=sqlite:///{tmp_path / 'o.db'}",
+            "study.trials=3",
+            "train.epochs=1",
+            "tracking.enabled=false",
+            "search.screen={score: effective_rank, candidates: 4}",
+        ],
+    )
+    study = codenas.search.run(config)
+    assert isinstance(study.sampler, ScreenedSampler)
+    records = [t.user_attrs.get(SCREEN_ATTR) for t in study.trials]
+    assert records[0] is None  # nothing to screen before a parameter is known
+    assert all(r is not None and r["candidates"] == 4 for r in records[1:])
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
