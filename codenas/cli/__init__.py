@@ -9,6 +9,7 @@ status 2; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -31,6 +32,7 @@ from codenas.cli import (
 )
 from codenas.cli._common import err
 from codenas.errors import CodenasError, show_warnings
+from codenas.search import hangup
 
 EPILOG = """\
 examples:
@@ -85,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler stopping the job) ends a search like Ctrl-C: the running trial is
     # recorded as failed in both stores and the process exits 130.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGHUP (a closed terminal, `kill -HUP`) does whatever SIGTERM does at that moment.
+    hangup.sighup_as_sigterm()
     show_warnings()
     try:
         return int(args.func(args) or 0)
@@ -92,11 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(str(error))
         return 2
     except KeyboardInterrupt:
-        print(
-            "\ncodenas: interrupted; the running trial was recorded as failed. Run the same "
-            "command again to continue the study.",
-            file=sys.stderr,
-        )
+        with contextlib.suppress(OSError):  # the terminal that was closed (SIGHUP)
+            print(
+                "\ncodenas: interrupted; the running trial was recorded as failed. Run the "
+                "same command again to continue the study.",
+                file=sys.stderr,
+            )
         return 130
     except BrokenPipeError:  # `codenas front | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
