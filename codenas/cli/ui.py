@@ -110,6 +110,17 @@ def run(args: argparse.Namespace) -> int:
         finally:
             gate.disarm()
             stop_tree(proc)  # on any exit: nothing of the tree outlives the command
+            _checkpoint(uri)
+
+
+def _checkpoint(uri: str) -> None:
+    """The server's processes were stopped with their connections open: copy the database's
+    WAL into its file, so the ``.db`` file alone is complete again."""
+    from codenas.search._sqlite import checkpoint, path_of
+
+    path = path_of(uri)
+    if path is not None:
+        checkpoint(path)
 
 
 def check_port(port: int) -> None:
