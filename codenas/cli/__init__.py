@@ -80,6 +80,20 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+# The commands that import torch, Lightning, Optuna and MLflow before their first output
+# (about 5 s on two cores).
+_HEAVY = {"search", "worker", "rightsize", "train", "distil", "erase", "report"}
+
+
+def _say_loading(args: argparse.Namespace) -> None:
+    """One line on a terminal while a heavy command imports, so nobody stares at nothing."""
+    if args.command not in _HEAVY or getattr(args, "no_progress", False):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        if sys.stderr.isatty():
+            print("codenas: loading torch, Lightning, Optuna and MLflow...", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``codenas`` console script."""
     parser = build_parser()
@@ -90,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGHUP (a closed terminal, `kill -HUP`) does whatever SIGTERM does at that moment.
     hangup.sighup_as_sigterm()
     show_warnings()
+    _say_loading(args)
     try:
         return int(args.func(args) or 0)
     except CodenasError as error:
