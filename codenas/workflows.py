@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from codenas.config import Config
-from codenas.decisions.report import report_front
+from codenas.decisions.report import front_dir, missing_front_reports, report_trial
 from codenas.search.parallel import run_workers
 from codenas.search.study import run
 from codenas.training.runtime import default_threads, set_threads
@@ -61,26 +61,53 @@ def search(
 
 
 def front_reports(study: optuna.Study, config: Config, *, log: bool, progress: bool) -> None:
-    """Write the neural-code report of each new Pareto member (``tracking.report``).
+    """Write the neural-code report of each Pareto member that has none yet
+    (``tracking.report``); a member's existing ``trial-N/report.html`` is kept, not redone.
 
-    A report never fails a finished search: a problem is one warning line.
+    Each report re-trains its network: with ``progress``, a bar counts them on stderr. A
+    report never fails a finished search: a problem is one warning line.
     """
     if not config.tracking.report or not study.best_trials:
         return
-    if progress:
-        print(
-            "writing neural-code reports of the Pareto front (tracking.report: false skips "
-            "them)...",
-            file=sys.stderr,
-        )
+    base = front_dir(study.study_name, config.tracking.report_dir)
     try:
-        reports = report_front(study, config, config.tracking.report_dir, log=log)
+        todo = missing_front_reports(study, base)
     except Exception as err:
         print(f"codenas: warning: front reports not written: {err}", file=sys.stderr)
         return
-    if progress and reports:
-        where = reports[0].out_dir.parent
-        print(f"reports: {where}/trial-N/report.html ({len(reports)} new)", file=sys.stderr)
+    kept = len(study.best_trials) - len(todo)
+    written = 0
+    if todo:
+        from tqdm.auto import tqdm
+
+        if progress:
+            print(
+                f"writing the neural-code reports of {len(todo)} Pareto member(s), each "
+                "trained again (tracking.report: false skips them)...",
+                file=sys.stderr,
+            )
+        bar = tqdm(
+            todo,
+            desc="reports",
+            unit="report",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not progress,
+        )
+        try:
+            for number in bar:
+                report_trial(study, number, config, base / f"trial-{number}", log=log)
+                written += 1
+        except Exception as err:
+            print(f"codenas: warning: front reports not written: {err}", file=sys.stderr)
+            return
+        finally:
+            bar.close()
+    if progress:
+        print(
+            f"reports: {base}/trial-N/report.html ({written} new, {kept} kept)",
+            file=sys.stderr,
+        )
 
 
 def run_queued(config: Config, study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:

@@ -9,6 +9,7 @@ status 2; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -32,6 +33,7 @@ from codenas.cli import (
 )
 from codenas.cli._common import err
 from codenas.errors import CodenasError, show_warnings
+from codenas.search import hangup
 
 EPILOG = """\
 examples:
@@ -79,6 +81,20 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+# The commands that import torch, Lightning, Optuna and MLflow before their first output
+# (about 5 s on two cores).
+_HEAVY = {"search", "worker", "rightsize", "train", "distil", "erase", "report"}
+
+
+def _say_loading(args: argparse.Namespace) -> None:
+    """One line on a terminal while a heavy command imports, so nobody stares at nothing."""
+    if args.command not in _HEAVY or getattr(args, "no_progress", False):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        if sys.stderr.isatty():
+            print("codenas: loading torch, Lightning, Optuna and MLflow...", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``codenas`` console script."""
     parser = build_parser()
@@ -86,18 +102,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a scheduler stopping the job) ends a search like Ctrl-C: the running trial is
     # recorded as failed in both stores and the process exits 130.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGHUP (a closed terminal, `kill -HUP`) does whatever SIGTERM does at that moment.
+    hangup.sighup_as_sigterm()
     show_warnings()
+    _say_loading(args)
     try:
         return int(args.func(args) or 0)
     except CodenasError as error:
         err(str(error))
         return 2
     except KeyboardInterrupt:
-        print(
-            "\ncodenas: interrupted; the running trial was recorded as failed. Run the same "
-            "command again to continue the study.",
-            file=sys.stderr,
-        )
+        with contextlib.suppress(OSError):  # the terminal that was closed (SIGHUP)
+            print(
+                "\ncodenas: interrupted; the running trial was recorded as failed. Run the "
+                "same command again to continue the study.",
+                file=sys.stderr,
+            )
         return 130
     except BrokenPipeError:  # `codenas front | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

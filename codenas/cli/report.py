@@ -16,7 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "units, the CKA matrix between layers, and, where factors or labels are known, the "
         "unit x factor mutual information and DCI importances, class selectivity and the "
         "most selective units per class; write them as PNGs and one self-contained "
-        "report.html, and log them to the run under report/.",
+        "report.html, and log them to the run under report/. A run that has a report "
+        "already (the end-of-search report of a Pareto member, an earlier `codenas report`) "
+        "is shown where it is, not re-trained; --force draws it again.",
     )
     p.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id")
     p.add_argument("--out", metavar="DIR", help="output folder (default: report-<run id>)")
@@ -27,6 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help=f"MLflow tracking URI (default: {DEFAULT_TRACKING})",
     )
     p.add_argument("--no-log", action="store_true", help="do not log the files to the run")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="draw the report again even if the run has one (by default an existing report, "
+        "e.g. the end-of-search report of a Pareto member, is shown, not redone)",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,8 +43,18 @@ def run(args: argparse.Namespace) -> int:
 
     existing_sqlite(args.tracking_uri, "MLflow database", "--tracking-uri")
     report = report_run(
-        args.run_id, tracking_uri=args.tracking_uri, out_dir=args.out, log=not args.no_log
+        args.run_id,
+        tracking_uri=args.tracking_uri,
+        out_dir=args.out,
+        log=not args.no_log,
+        force=args.force,
     )
+    if report.reused:
+        print(
+            f"{report.title} already has a neural-code report: {report.html} "
+            "(--force draws it again)"
+        )
+        return 0
     print(f"neural-code report of {report.title}:")
     for note in report.notes:
         print(f"  note: {note}")

@@ -10,6 +10,13 @@ optuna-dashboard, other workers) read while a worker writes.
 The settings apply only to the files codenas opens as its stores (``tune(url)``), never to
 other SQLite databases in the same process.
 
+In WAL mode the commits live in ``<file>-wal`` until a checkpoint copies them into the file
+itself; SQLite does that when the last connection closes, which a process that exits with its
+connection pools open never does (a search left a 4 KB ``optuna.db`` beside a 3.9 MB
+``optuna.db-wal``: the ``.db`` file copied alone had no tables). So every file :func:`tune`
+saw is checkpointed when the process exits (:func:`checkpoint`, an ``atexit`` hook): after a
+command ends, the ``.db`` file alone is the whole store and may be copied or mailed alone.
+
 :func:`file_lock` serialises one read-then-write across the processes of one machine: Python's
 ``sqlite3`` reads outside any transaction and opens one only at the next write, so without it
 two workers can both read a queued (WAITING) Optuna trial as free and both claim it (seen here:
@@ -18,6 +25,7 @@ two workers can both read a queued (WAITING) Optuna trial as free and both claim
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sqlite3
@@ -28,9 +36,11 @@ import optuna
 
 _PATHS: set[str] = set()
 _INSTALLED = False
+_AT_EXIT = False
 
 
-def _path_of(url: str) -> str | None:
+def path_of(url: str) -> str | None:
+    """The real path of the SQLite file of ``url`` (``None``: not a SQLite file URL)."""
     if not url.startswith("sqlite:///"):
         return None
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
@@ -51,7 +61,7 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 def lock_path(url: str) -> str | None:
     """The lock file beside the SQLite database of ``url`` (``None`` for other URLs)."""
-    path = _path_of(url)
+    path = path_of(url)
     return None if path is None else f"{path}.lock"
 
 
@@ -76,17 +86,50 @@ def tune(url: str) -> None:
 
     Call it before the engine is created (Optuna's storage, MLflow's client).
     """
-    global _INSTALLED
-    path = _path_of(url)
+    global _INSTALLED, _AT_EXIT
+    path = path_of(url)
     if path is None:
         return
     _PATHS.add(path)
+    if not _AT_EXIT:
+        atexit.register(checkpoint_all)
+        _AT_EXIT = True
     if not _INSTALLED:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
         event.listen(Engine, "connect", _on_connect)
         _INSTALLED = True
+
+
+def checkpoint(path: str, timeout: float = 2.0) -> bool:
+    """Copy the WAL of the SQLite file ``path`` into the file and empty it
+    (``PRAGMA wal_checkpoint(TRUNCATE)``), so that the file alone is the whole database.
+
+    A file not in WAL mode (its commits are in the file already) or missing is left alone.
+    Another process still reading or writing it may keep the checkpoint from finishing within
+    ``timeout`` seconds: the WAL is then kept (nothing is lost; that process checkpoints it
+    in turn when it ends).
+
+    Returns:
+        Whether the file is in WAL mode and its WAL is now empty.
+    """
+    if not os.path.isfile(path):
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=timeout)) as con:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                return False
+            busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return bool(busy == 0)
+    except sqlite3.Error:
+        return False
+
+
+def checkpoint_all() -> None:
+    """:func:`checkpoint` every file :func:`tune` saw in this process (at exit)."""
+    for path in sorted(_PATHS):
+        checkpoint(path)
 
 
 class LockedSQLiteStorage(optuna.storages.RDBStorage):

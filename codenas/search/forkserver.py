@@ -38,6 +38,8 @@ PRELOAD = (
     "optuna.samplers",
     "sklearn.model_selection",
     "sklearn.datasets",
+    # SIGHUP: ignored by the server, SIGTERM's handler in each worker (codenas.search.hangup)
+    "codenas.search._fork_server_signals",
 )
 
 #: The entry-point group of further modules to preload (a tracker's client, for instance:

@@ -48,7 +48,17 @@ from codenas.decisions.report.figures import (  # noqa: F401  (the public figure
     selective_units_figure,
     selectivity_figure,
 )
-from codenas.decisions.report.html import FigureFile, Report, _compare, write_report  # noqa: F401
+from codenas.decisions.report.html import (  # noqa: F401
+    FigureFile,
+    Report,
+    _compare,
+    existing_report,
+    write_report,
+)
+
+#: The tag of a run its report was logged to: the absolute path of that ``report.html``, so
+#: that ``codenas report RUN_ID`` finds the report instead of re-training the network.
+REPORT_TAG = "codenas.report"
 
 
 def report_trial(
@@ -81,6 +91,22 @@ def report_trial(
     return report
 
 
+def front_dir(study_name: str, out_dir: str | Path | None = None) -> Path:
+    """The folder of a study's front reports: ``out_dir``, default ``reports/<study name>/``
+    (each member in ``trial-N/``)."""
+    return Path(out_dir) if out_dir is not None else Path("reports") / study_name
+
+
+def missing_front_reports(study: optuna.Study, out_dir: str | Path | None = None) -> list[int]:
+    """The trial numbers of the Pareto members without a ``trial-N/report.html`` yet."""
+    base = front_dir(study.study_name, out_dir)
+    return sorted(
+        t.number
+        for t in study.best_trials
+        if not (base / f"trial-{t.number}" / "report.html").exists()
+    )
+
+
 def report_front(
     study: optuna.Study,
     config: Config,
@@ -105,21 +131,33 @@ def report_front(
     Returns:
         One :class:`Report` per member written now, by trial number.
     """
-    base = Path(out_dir) if out_dir is not None else Path("reports") / study.study_name
-    reports = []
-    for trial in sorted(study.best_trials, key=lambda t: t.number):
-        folder = base / f"trial-{trial.number}"
-        if skip_existing and (folder / "report.html").exists():
-            continue
-        reports.append(report_trial(study, trial.number, config, folder, log=log))
-    return reports
+    base = front_dir(study.study_name, out_dir)
+    if skip_existing:
+        numbers = missing_front_reports(study, base)
+    else:
+        numbers = sorted(t.number for t in study.best_trials)
+    return [
+        report_trial(study, number, config, base / f"trial-{number}", log=log) for number in numbers
+    ]
 
 
 def report_run(
-    run_id: str, *, tracking_uri: str, out_dir: str | Path | None = None, log: bool = True
+    run_id: str,
+    *,
+    tracking_uri: str,
+    out_dir: str | Path | None = None,
+    log: bool = True,
+    force: bool = False,
 ) -> Report:
     """Report on an MLflow run: a search trial (re-trained) or a ``codenas train`` run (its
     logged model loaded).
+
+    A report that exists already is returned as it is (``reused=True``), not drawn again:
+    with ``out_dir``, ``out_dir/report.html``; without, the one logged to the run (its
+    :data:`REPORT_TAG` path), the end-of-search report of a trial
+    (``<tracking.report_dir or reports/<study>>/trial-N/``) or an earlier
+    ``report-<run id>/``. ``force`` draws it again, into ``out_dir`` or else the folder of the
+    existing report.
 
     Raises:
         CodenasError: the run does not exist, is not a codenas trial or train run, or lacks its
@@ -131,23 +169,33 @@ def report_run(
 
     record, config = read_network_run(tracking_uri, run_id)
     spec = spec_from_dict(record.spec)
-    notes: list[str] = []
     if record.kind == "trial":
         number = int(record.tags["codenas.trial_number"])
-        retry = record.tags.get("codenas.retry_of_trial")
-        seed = trial_seed_of(config, number, None if retry is None else int(retry))
         study_name = record.tags.get("codenas.study", "?")
         title = f"trial {number} of study {study_name!r}"
+    else:
+        title = f"{spec.space} trained on {record.tags.get('codenas.data', '?')}"
+    found = find_report(record.kind, record.tags, run_id, config, out_dir)
+    if found is not None and not force:
+        return existing_report(found, title)
+    notes: list[str] = []
+    if record.kind == "trial":
+        retry = record.tags.get("codenas.retry_of_trial")
+        seed = trial_seed_of(config, number, None if retry is None else int(retry))
         code = retrain(config, spec, seed=seed, title=title, recorded=record.metrics)
         notes = _compare(record.metrics, code.metrics)
         code.metrics = {**code.metrics, **record.metrics}
         subtitle = f"run {run_id}, re-trained with seed {seed}"
     else:
         model = load_network(tracking_uri, run_id, spec)
-        title = f"{spec.space} trained on {record.tags.get('codenas.data', '?')}"
         code = from_model(config, spec, model, title=title, metrics=record.metrics)
         subtitle = f"run {run_id}, logged model"
-    out = Path(out_dir) if out_dir is not None else Path(f"report-{run_id[:8]}")
+    if out_dir is not None:
+        out = Path(out_dir)
+    elif found is not None:
+        out = found.parent  # --force: in place, not a second copy
+    else:
+        out = Path(f"report-{run_id[:8]}")
     report = write_report(code, out, notes=notes, subtitle=subtitle)
     if log:
         _log(tracking_uri, run_id, report)
@@ -155,11 +203,34 @@ def report_run(
     return report
 
 
+def find_report(
+    kind: str,
+    tags: dict[str, str],
+    run_id: str,
+    config: Config,
+    out_dir: str | Path | None = None,
+) -> Path | None:
+    """The ``report.html`` of a run that exists already, else ``None`` (see
+    :func:`report_run` for where it looks)."""
+    if out_dir is not None:
+        candidates = [Path(out_dir) / "report.html"]
+    else:
+        candidates = []
+        if tags.get(REPORT_TAG):
+            candidates.append(Path(tags[REPORT_TAG]))
+        if kind == "trial" and "codenas.study" in tags:
+            base = front_dir(tags["codenas.study"], config.tracking.report_dir)
+            candidates.append(base / f"trial-{tags['codenas.trial_number']}" / "report.html")
+        candidates.append(Path(f"report-{run_id[:8]}") / "report.html")
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def _log(uri: str, run_id: str, report: Report) -> None:
-    from codenas.tracking.runs import log_files
+    from codenas.tracking.runs import log_files, set_tags
 
     try:
         log_files(uri, run_id, [f.path for f in report.figures] + [report.html], ARTIFACT_DIR)
+        set_tags(uri, run_id, {REPORT_TAG: str(report.html.resolve())})
     except CodenasError:
         raise
     except Exception as err:  # a tracking problem must not lose the files already written

@@ -37,6 +37,8 @@ class Report:
         title: what network the report is about.
         run_id: the MLflow run the files were logged to, or ``None``.
         notes: caveats shown on the page (e.g. a re-training that differs from the trial).
+        reused: the report existed already and was not written again (its figures are the
+            PNGs found beside it, without titles).
     """
 
     out_dir: Path
@@ -45,6 +47,14 @@ class Report:
     title: str
     run_id: str | None = None
     notes: tuple[str, ...] = ()
+    reused: bool = False
+
+
+def existing_report(html_path: Path, title: str) -> Report:
+    """The report whose page is ``html_path``, as it is on disk (``reused=True``)."""
+    out = html_path.parent
+    figures = [FigureFile(p.stem, "", "", p) for p in sorted(out.glob("*.png"))]
+    return Report(out, html_path, figures, title, reused=True)
 
 
 # ----------------------------------------------------------------------------- files
