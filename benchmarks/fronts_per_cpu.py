@@ -17,9 +17,9 @@ Protocol (fixed before any run; the decision rule below was written before the r
   successive halving over epochs, min 1 epoch, eta 3), ``tpe-screen`` (TPE behind the
   zero-cost rung ``search.screen``: effective rank at initialisation, the score chosen on the
   development tasks of docs/zero-cost.md, 8 candidates per trial, size band 1.5) and
-  ``code-asha-screen`` (code sampler + schedule + zero-cost rung). Objectives: validation accuracy (R^2)
-  up, params down; tracking off (the same for every arm; MLflow's per-trial writes are not in
-  the CPU counted here).
+  ``code-asha-screen`` (code sampler + schedule + zero-cost rung). Objectives: validation
+  accuracy (R^2) up, params down; tracking off (the same for every arm; MLflow's per-trial
+  writes are not in the CPU counted here).
 * **Budget.** TPE runs ``--trials`` (60) trials. Every other arm runs until its CPU seconds
   reach TPE's on the same task and seed (or ``--cap`` trials). CPU is ``time.process_time`` of
   the search process (all threads): sampler, zero-cost screen, training, bookkeeping.
