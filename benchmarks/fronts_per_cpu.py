@@ -504,6 +504,39 @@ def summarise(runs: Mapping[str, Any], arms: Sequence[str], seeds: Sequence[int]
     return {"table": table, "verdicts": verdicts}
 
 
+def write(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    arms: Sequence[str],
+    runs: Mapping[str, Any],
+    costs: Mapping[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """Summarise what has run so far and write the results file; return the summary."""
+    summary = summarise(runs, arms, args.seeds)
+    out = {
+        "benchmark": "fronts_per_cpu",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": "python benchmarks/fronts_per_cpu.py " + " ".join(argv or sys.argv[1:]),
+        "dev_tasks": [t for t in runs if t in DEV_TASKS],
+        "held_out_tasks": [t for t in runs if t in HELD_OUT_TASKS],
+        "arms": {a: ARMS[a] for a in arms},
+        "seeds": args.seeds,
+        "trials": args.trials,
+        "truth_seeds": args.truth_seeds,
+        "cpu_grid": list(CPU_GRID),
+        "decision_point": DECISION_POINT,
+        "costs": costs,
+        "seconds": time.perf_counter() - started,
+        **summary,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=[*DEV_TASKS, *HELD_OUT_TASKS])
@@ -560,27 +593,8 @@ def main(argv: list[str] | None = None) -> int:
             "truth_seconds": t_truth,
             "full_trainings_at_cap": at_cap,
         }
-    summary = summarise(runs, arms, args.seeds)
-    out = {
-        "benchmark": "fronts_per_cpu",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "command": "python benchmarks/fronts_per_cpu.py " + " ".join(argv or sys.argv[1:]),
-        "dev_tasks": [t for t in args.tasks if t in DEV_TASKS],
-        "held_out_tasks": [t for t in args.tasks if t in HELD_OUT_TASKS],
-        "arms": {a: ARMS[a] for a in arms},
-        "seeds": args.seeds,
-        "trials": args.trials,
-        "truth_seeds": args.truth_seeds,
-        "cpu_grid": list(CPU_GRID),
-        "decision_point": DECISION_POINT,
-        "costs": costs,
-        "seconds": time.perf_counter() - started,
-        **summary,
-        "runs": runs,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
+        write(args, argv, arms, runs, costs, started)  # after each task: resumable
+    summary = write(args, argv, arms, runs, costs, started)
     print(json.dumps(summary["verdicts"], indent=1))
     return 0
 

@@ -64,7 +64,8 @@ class StudyConfig(Frozen):
     grace_period: int = Field(60, ge=2)  # seconds without a heartbeat before a trial is stale
     retries: int = Field(1, ge=0)  # re-runs of a trial whose worker died, same parameters
     # Trained weights of the front's members, so reports and edits load instead of re-train
-    # (codenas/search/weights.py); the directory defaults to weights/<study name>/.
+    # (codenas/search/weights.py); the directory defaults to weights/<study name>/ beside a
+    # SQLite storage's file.
     keep_weights: bool = True
     weights_dir: str | None = None
 

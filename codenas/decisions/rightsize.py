@@ -220,10 +220,11 @@ def propose(
     Returns:
         The :class:`Proposal` (not yet queued: see :func:`enqueue`).
     """
+    from codenas.evaluation.neural_code import from_model, trial_seed_of
     from codenas.evaluation.neural_code import retrain as retrain_code
-    from codenas.evaluation.neural_code import trial_seed_of
     from codenas.search.pareto import objective_names
     from codenas.search.storage import retried_trial_number, stored_config
+    from codenas.search.weights import load_trial_network
 
     trial = get_trial(study, number)
     config = config if config is not None else stored_config(study)
@@ -245,23 +246,24 @@ def propose(
         source = "the trial's recorded metrics"
     else:
         seed = trial_seed_of(config, number, retried_trial_number(trial))
-        code = retrain_code(
-            config,
-            spec,
-            seed=seed,
-            title=f"trial {number} of study {study.study_name!r}",
-            recorded=metrics,
-        )
+        title = f"trial {number} of study {study.study_name!r}"
+        kept = load_trial_network(trial.user_attrs)
+        if kept is not None:
+            code = from_model(config, spec, kept, title=title, metrics=metrics)
+        else:
+            code = retrain_code(config, spec, seed=seed, title=title, recorded=metrics)
         usage, cka = usage_from_code(code)
         missing = [
             name
             for name in ("participation_ratio", "CKA between layers")
             if name == "CKA between layers" or f"{name}/layer_0" not in metrics
         ]
-        source = (
-            f"re-training the spec with the study's config and the trial's seed ({seed}); the "
-            f"search did not record {' or '.join(missing)}"
+        how = (
+            "the weights the search kept (the trial's own network)"
+            if kept is not None
+            else f"re-training the spec with the study's config and the trial's seed ({seed})"
         )
+        source = f"{how}; the search did not record {' or '.join(missing)}"
         all_values = recorded_values(usage, cka)
         recomputed = {k: v for k, v in all_values.items() if k not in metrics}
         notes.extend(_disagreements(metrics, code.metrics, all_values))

@@ -93,6 +93,7 @@ def from_trial(
     from codenas.decisions.rightsize import get_trial
     from codenas.evaluation.neural_code import retrain, trial_seed_of
     from codenas.search.storage import load_study, retried_trial_number
+    from codenas.search.weights import has_kept_weights, load_trial_network
     from codenas.tracking.runs import sqlite_missing, study_config
 
     _require_sqlite(storage, "Optuna storage", "--storage")
@@ -108,7 +109,9 @@ def from_trial(
     spec = _adapted(spec_from_dict(frozen.user_attrs["spec"]), data)
     seed = trial_seed_of(config, trial, retried_trial_number(frozen))
     recorded = dict(frozen.user_attrs.get("metrics", {}))
-    title = f"trial {trial} of study {study.study_name!r}"
+    kept = has_kept_weights(frozen.user_attrs)
+    how = "its kept weights" if kept else f"re-trained with seed {seed}"
+    title = f"trial {trial} of study {study.study_name!r} ({how})"
     links = {
         "codenas.source_kind": "trial",
         "codenas.source_study": study.study_name,
@@ -119,6 +122,9 @@ def from_trial(
         links["codenas.source_run_id"] = str(run_id)
 
     def load() -> nn.Module:
+        model = load_trial_network(frozen.user_attrs) if kept else None
+        if model is not None:
+            return model
         code = retrain(config, spec, seed=seed, title=title, recorded=recorded, data=data)
         return code.model
 
@@ -135,6 +141,7 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
     """
     from codenas.data import load_dataset
     from codenas.evaluation.neural_code import retrain, trial_seed_of
+    from codenas.search.weights import kept_network_of
     from codenas.tracking.editing import run_experiment_name
     from codenas.tracking.runs import load_network, read_network_run
 
@@ -149,10 +156,14 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
         retry = record.tags.get("codenas.retry_of_trial")
         seed = trial_seed_of(config, number, None if retry is None else int(retry))
         study = record.tags.get("codenas.study", "?")
-        title = f"trial {number} of study {study!r} (run {run_id[:12]})"
+        kept = kept_network_of(config.study.storage, study, number)
+        how = "its kept weights" if kept is not None else f"re-trained with seed {seed}"
+        title = f"trial {number} of study {study!r} (run {run_id[:12]}, {how})"
         links.update({"codenas.source_study": study, "codenas.source_trial": str(number)})
 
         def load() -> nn.Module:
+            if kept is not None:
+                return kept
             code = retrain(config, spec, seed=seed, title=title, recorded=record.metrics, data=data)
             return code.model
 

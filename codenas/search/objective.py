@@ -15,6 +15,7 @@ from codenas.search.budget import Budget  # noqa: F401  (its home until 0.3)
 from codenas.search.samplers.code import LAYERS_ATTR
 from codenas.search.samplers.driver import inheritance_of
 from codenas.search.storage import worker_id
+from codenas.search.weights import study_store
 from codenas.spaces import Space, Spec
 from codenas.training.runtime import trial_seed
 
@@ -66,6 +67,13 @@ class Objective:
         # Optuna's ask: the trial's cost includes the sampler's work (set by the loop).
         self.started: tuple[float, float] | None = None
         self.inheritance = inheritance_of(config)
+        # Every trial keeps its trained weights (pruned to the front after each trial), so
+        # reports and edits load them instead of re-training (codenas/search/weights.py).
+        self.weights = (
+            self.inheritance.weights
+            if self.inheritance is not None
+            else study_store(config, config.study.name)
+        )
 
     def _check_static_constraints(self, trial: optuna.Trial, spec: Spec) -> None:
         """Prune a trial whose size already breaks a ``params`` constraint: no training needed."""
@@ -125,8 +133,8 @@ class Objective:
                 checkpoint_epochs=monitor.epochs if monitor is not None else None,
                 init=inherit.initialiser(trial, spec, self.evaluator.sample_x) if inherit else None,
             )
-            if inherit is not None:
-                inherit.save(trial, result.train.model)
+            if self.weights is not None:
+                self.weights.save(trial, result.train.model)
             metrics = result.metrics
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr(LAYERS_ATTR, result.code_layers)  # what CodeSampler reads

@@ -265,6 +265,9 @@ def run(
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
     objective = Objective(config, data, space, evaluator, tracker)
+    store = objective.weights
+    if store is not None and prepared.created and not store.keep_all:
+        store.reset()  # a study created anew under an old name: its weights are not these
 
     bar = None
     if progress:
@@ -273,6 +276,8 @@ def run(
         total = None if budget.unlimited else budget.left
         bar = ProgressBar(total, config.objective_names, config.directions)
     all_callbacks = [c for c in (tracker, bar) if c is not None] + list(callbacks)
+    if store is not None and not store.keep_all:
+        all_callbacks.append(lambda study, _trial: store.prune_to_front(study))
     if tracker is not None:
         tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
     status = "FINISHED"

@@ -10,9 +10,9 @@ about one ``state_dict`` per front member (plus the trials running). A study cre
 a name whose directory holds weights starts with an empty store. The code sampler's
 inheritance ablation (``inherit: true``) keeps every trial's weights, as its moves need them.
 
-The directory is ``study.weights_dir`` (default ``weights/<study name>/`` in the working
-directory); workers on several machines need a directory they all see, or
-``study.keep_weights: false``.
+The directory is ``study.weights_dir`` (default ``weights/<study name>/`` beside a SQLite
+storage's file, or in the working directory for a server storage); workers on several machines
+need a directory they all see, or ``study.keep_weights: false``.
 """
 
 from __future__ import annotations
@@ -33,16 +33,22 @@ if TYPE_CHECKING:
 
 WEIGHTS_ATTR = "code.weights"
 """Trial user attribute: the artifact id of the trial's trained ``state_dict``."""
+WEIGHTS_DIR_ATTR = "code.weights_dir"
+"""Trial user attribute: the absolute directory of the store that holds it."""
 
 _log = logging.getLogger(__name__)
 
 
-def weights_dir(study_name: str, configured: str | None = None) -> Path:
-    """Where the weights of study ``study_name`` are kept (``weights/<name>/`` by default)."""
+def weights_dir(study_name: str, configured: str | None = None, storage: str = "") -> Path:
+    """Where the weights of study ``study_name`` are kept: ``configured`` if given, else
+    ``weights/<name>/`` beside a SQLite storage's file, else in the working directory."""
     if configured:
         return Path(configured)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
-    return Path("weights") / safe
+    base = Path(".")
+    if storage.startswith("sqlite:///"):
+        base = Path(storage.removeprefix("sqlite:///")).parent
+    return base / "weights" / safe
 
 
 class WeightStore:
@@ -85,6 +91,7 @@ class WeightStore:
                 artifact_store=self.store, file_path=path, study_or_trial=trial
             )
         trial.set_user_attr(WEIGHTS_ATTR, artifact)
+        trial.set_user_attr(WEIGHTS_DIR_ATTR, str(self.root.resolve()))
         return artifact
 
     def load(self, user_attrs: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
@@ -131,3 +138,51 @@ class WeightStore:
         if not self.root.exists():
             return 0
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def study_store(config: Any, study_name: str) -> WeightStore | None:
+    """The weight store of a search with ``config`` (``None``: ``study.keep_weights: false``).
+
+    The code sampler's inheritance ablation has its own store, which keeps every trial.
+    """
+    options = config.study.sampler_options
+    if config.study.sampler == "code" and options.get("inherit", False):
+        return WeightStore(str(options.get("inherit_store", "codenas-weights")), keep_all=True)
+    if not config.study.keep_weights:
+        return None
+    return WeightStore(weights_dir(study_name, config.study.weights_dir, config.study.storage))
+
+
+def load_trial_network(user_attrs: Mapping[str, Any]) -> nn.Module | None:
+    """The trained network a trial kept (its spec rebuilt, its weights loaded, eval mode), or
+    ``None`` when it kept none or they were pruned (the trial left the front)."""
+    from codenas.spaces import build_model, spec_from_dict
+
+    root = user_attrs.get(WEIGHTS_DIR_ATTR)
+    if not root or "spec" not in user_attrs:
+        return None
+    state = WeightStore(root).load(user_attrs)
+    if state is None:
+        return None
+    model = build_model(spec_from_dict(user_attrs["spec"]))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def has_kept_weights(user_attrs: Mapping[str, Any]) -> bool:
+    """Whether a trial's kept weights are still on disk (without loading them)."""
+    root, artifact = user_attrs.get(WEIGHTS_DIR_ATTR), user_attrs.get(WEIGHTS_ATTR)
+    return bool(root and artifact and (Path(root) / str(artifact)).exists())
+
+
+def kept_network_of(storage: str, study_name: str, number: int) -> nn.Module | None:
+    """The network trial ``number`` of a stored study kept, or ``None`` (no such study or
+    trial here, or it kept none)."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        trial = study.get_trials(deepcopy=False)[number]
+    except Exception:  # the storage is elsewhere: the caller re-trains
+        return None
+    return load_trial_network(trial.user_attrs)

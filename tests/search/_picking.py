@@ -42,6 +42,9 @@ def searched_config(base: Path, extra: tuple[str, ...] = ()) -> Config:
             "space.depth={min: 2, max: 3}",
             "space.width={min: 8, max: 32, log: true}",
             "space.activation=relu",
+            # These tests read trials the way a study without kept weights is read (re-trained
+            # from spec and seed); the kept weights have their own tests (test_weights.py).
+            "study.keep_weights=false",
             *extra,
         ],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 
 from codenas.search.weights import WEIGHTS_ATTR, WeightStore, weights_dir
@@ -53,3 +54,51 @@ def test_the_inheritance_store_keeps_every_trial(tmp_path: Path) -> None:
     assert all(WEIGHTS_ATTR in t.user_attrs for t in study.trials)
     assert weights_dir("a b/c") == Path("weights") / "a_b_c"
     assert weights_dir("x", "/shared/w") == Path("/shared/w")
+    assert weights_dir("x", None, "sqlite:////data/o.db") == Path("/data/weights/x")
+
+
+@pytest.mark.slow
+def test_reports_rightsize_and_edits_load_the_kept_weights_instead_of_re_training(
+    tmp_path: Path,
+) -> None:
+    """The kept network is the one the trial trained (a re-training with its seed gives the
+    same weights on this device), and each later step says it loaded it."""
+    import codenas
+    from codenas.decisions.report import report_trial
+    from codenas.decisions.rightsize import propose
+    from codenas.decisions.source import from_trial
+    from codenas.evaluation.neural_code import retrain, trial_seed_of
+    from codenas.search.weights import load_trial_network
+    from codenas.spaces import spec_from_dict
+    from tests.conftest import tiny_overrides
+
+    config = codenas.load_config(
+        None, [*tiny_overrides(tmp_path), "space.depth={min: 2, max: 2}", "study.trials=4"]
+    )
+    study = codenas.search.run(config)
+    front = sorted(t.number for t in study.best_trials)
+    stored = sorted(t.number for t in study.trials if load_trial_network(t.user_attrs) is not None)
+    assert stored == front  # kept for the front only (bounded disk)
+    trial = study.trials[front[0]]
+    kept = load_trial_network(trial.user_attrs)
+    again = retrain(
+        config,
+        spec_from_dict(trial.user_attrs["spec"]),
+        seed=trial_seed_of(config, trial.number),
+        title="t",
+        recorded=trial.user_attrs["metrics"],
+    ).model
+    for key, value in again.state_dict().items():
+        assert torch.equal(kept.state_dict()[key].cpu(), value.cpu()), key
+    report = report_trial(study, trial.number, config, tmp_path / "r", log=False)
+    assert "weights the search kept" in (tmp_path / "r" / "report.html").read_text()
+    assert report.html.exists() and not report.notes
+    proposal = propose(study, trial.number, config=config)  # CKA: needs the network
+    assert proposal.source.startswith("the weights the search kept")
+    recorded = trial.user_attrs["metrics"]
+    for k, plan in enumerate(proposal.plan):
+        assert plan.usage.effective_rank == pytest.approx(recorded[f"effective_rank/layer_{k}"])
+    source = from_trial(config.study.name, config.study.storage, trial.number)
+    assert source.title.endswith("(its kept weights)")
+    for key, value in source.model().state_dict().items():
+        assert torch.equal(kept.state_dict()[key], value)

@@ -28,8 +28,9 @@ tracking URI, the files are also logged to the run under ``report/``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codenas.errors import CodenasError, StorageError
 
@@ -69,26 +70,52 @@ def report_trial(
     *,
     log: bool = True,
 ) -> Report:
-    """Report on trial ``number`` of ``study``: re-train it as it was trained, draw, log."""
+    """Report on trial ``number`` of ``study``: load the weights it kept (or, when they are
+    gone, re-train it as it was trained), draw, log."""
     from codenas.decisions.rightsize import get_trial
-    from codenas.evaluation.neural_code import retrain, trial_seed_of
     from codenas.search.storage import retried_trial_number
     from codenas.spaces import spec_from_dict
 
     trial = get_trial(study, number)
-    seed = trial_seed_of(config, number, retried_trial_number(trial))
     title = f"trial {number} of study {study.study_name!r}"
     recorded = dict(trial.user_attrs.get("metrics", {}))
     spec = spec_from_dict(trial.user_attrs["spec"])
-    code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
-    notes = _compare(recorded, code.metrics)
-    code.metrics = {**code.metrics, **recorded}
-    report = write_report(code, out_dir, notes=notes, subtitle=f"re-trained with seed {seed}")
+    code, notes, subtitle = _trial_code(
+        config, spec, trial.user_attrs, number, retried_trial_number(trial), title, recorded
+    )
+    report = write_report(code, out_dir, notes=notes, subtitle=subtitle)
     run_id = trial.user_attrs.get("mlflow_run_id")
     if log and run_id and config.tracking.enabled:
         _log(config.tracking.uri, run_id, report)
         report = dataclasses.replace(report, run_id=run_id)
     return report
+
+
+def _trial_code(
+    config: Config,
+    spec: Any,
+    user_attrs: Mapping[str, Any] | None,
+    number: int,
+    retry_of: int | None,
+    title: str,
+    recorded: Mapping[str, float],
+    *,
+    kept: Any = None,
+) -> tuple[Any, list[str], str]:
+    """A trial's neural code from the weights it kept, else from re-training it; with the
+    report's notes and a subtitle that says which."""
+    from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
+    from codenas.search.weights import load_trial_network
+
+    model = kept if kept is not None else (load_trial_network(user_attrs) if user_attrs else None)
+    if model is not None:
+        code = from_model(config, spec, model, title=title, metrics=dict(recorded))
+        return code, [], "the weights the search kept (not re-trained)"
+    seed = trial_seed_of(config, number, retry_of)
+    code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
+    notes = _compare(recorded, code.metrics)
+    code.metrics = {**code.metrics, **recorded}
+    return code, notes, f"re-trained with seed {seed}"
 
 
 def front_dir(study_name: str, out_dir: str | Path | None = None) -> Path:
@@ -163,7 +190,8 @@ def report_run(
         CodenasError: the run does not exist, is not a codenas trial or train run, or lacks its
             spec or config.
     """
-    from codenas.evaluation.neural_code import from_model, retrain, trial_seed_of
+    from codenas.evaluation.neural_code import from_model
+    from codenas.search.weights import kept_network_of
     from codenas.spaces import spec_from_dict
     from codenas.tracking.runs import load_network, read_network_run
 
@@ -181,11 +209,18 @@ def report_run(
     notes: list[str] = []
     if record.kind == "trial":
         retry = record.tags.get("codenas.retry_of_trial")
-        seed = trial_seed_of(config, number, None if retry is None else int(retry))
-        code = retrain(config, spec, seed=seed, title=title, recorded=record.metrics)
-        notes = _compare(record.metrics, code.metrics)
-        code.metrics = {**code.metrics, **record.metrics}
-        subtitle = f"run {run_id}, re-trained with seed {seed}"
+        kept = kept_network_of(config.study.storage, study_name, number)
+        code, notes, how = _trial_code(
+            config,
+            spec,
+            None,
+            number,
+            None if retry is None else int(retry),
+            title,
+            record.metrics,
+            kept=kept,
+        )
+        subtitle = f"run {run_id}, {how}"
     else:
         model = load_network(tracking_uri, run_id, spec)
         code = from_model(config, spec, model, title=title, metrics=record.metrics)

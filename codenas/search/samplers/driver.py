@@ -70,7 +70,7 @@ def code_sampler(
 
 
 def inheritance_of(config: Config) -> Inheritance | None:
-    """The weight store of ``study.sampler_options.inherit: true`` (code sampler), else ``None``."""
+    """The inheritance of ``study.sampler_options.inherit: true`` (code sampler), else ``None``."""
     options = config.study.sampler_options
     if config.study.sampler != "code" or not options.get("inherit", False):
         return None
