@@ -43,6 +43,19 @@ class UnknownNameError(CodenasError, KeyError):
         return str(self.args[0])
 
 
+def first_line(err: BaseException, limit: int | None = 300, *, with_type: bool = False) -> str:
+    """The first line of ``err``'s message, at most ``limit`` characters, for one-line messages
+    and warnings (library messages often nest whole tracebacks); with its type's name in front
+    when ``with_type``, and the type's name alone for an empty message."""
+    text = str(err).strip()
+    if not text:
+        return type(err).__name__
+    line = text.splitlines()[0]
+    if limit is not None:
+        line = line[:limit]
+    return f"{type(err).__name__}: {line}" if with_type else line
+
+
 def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
     """Format "unknown <kind> 'x'. Did you mean 'y'? Available: a, b, c"."""
     names = sorted(available)

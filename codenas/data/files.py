@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import field_validator, model_validator
 
 from codenas.data.base import DataConfig, Dataset, make_dataset, register_dataset
-from codenas.errors import DataError, unknown_name_message
+from codenas.errors import DataError, first_line, unknown_name_message
 
 TaskName = Literal["classification", "regression"]
 
@@ -105,11 +105,6 @@ class CsvConfig(FileConfig):
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _existing(path_text: str) -> Path:
@@ -291,11 +286,11 @@ def load_npz(config: DataConfig) -> Dataset:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as err:  # object arrays need pickle, which a data file must not use
         raise DataError(
-            f"{src}: cannot read the arrays ({_first_line(err)}); save numeric arrays, not "
+            f"{src}: cannot read the arrays ({first_line(err, None)}); save numeric arrays, not "
             "Python objects"
         ) from None
     except Exception as err:
-        raise DataError(f"{src}: not a readable .npz file ({_first_line(err)})") from None
+        raise DataError(f"{src}: not a readable .npz file ({first_line(err, None)})") from None
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise DataError(

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from codenas.data.base import DataConfig, Dataset, make_dataset, register_dataset
-from codenas.errors import DataError
+from codenas.errors import DataError, first_line
 
 
 class VisionConfig(DataConfig):
@@ -45,11 +45,6 @@ def _torchvision_datasets(name: str) -> Any:
     return torchvision.datasets
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _read(name: str, config: VisionConfig) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(n, c, h, w)`` uint8 and labels ``(n,)`` of torchvision's train + test parts."""
     from pathlib import Path
@@ -65,12 +60,12 @@ def _read(name: str, config: VisionConfig) -> tuple[np.ndarray, np.ndarray]:
             if config.download:
                 raise DataError(
                     f"{name}: downloading into data.root={str(root)!r} failed "
-                    f"({_first_line(err)}); check the network, or download the files on "
+                    f"({first_line(err, None)}); check the network, or download the files on "
                     f"another machine and place them under data.root"
                 ) from None
             raise DataError(
                 f"{name}: no {cls_name} files under data.root={str(root)!r} "
-                f"({_first_line(err)}); set data.download: true to download them (about "
+                f"({first_line(err, None)}); set data.download: true to download them (about "
                 f"{size}), or place torchvision's {cls_name} files under that root"
             ) from None
         images.append(np.asarray(part.data))

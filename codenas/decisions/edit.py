@@ -60,7 +60,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from codenas.errors import ConfigError, DataError, unknown_name_message
+from codenas.errors import ConfigError, DataError, first_line, unknown_name_message
 
 if TYPE_CHECKING:
     from codenas.data import Dataset, Split
@@ -194,7 +194,7 @@ def load_rule(path: str | Path) -> Rule:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the rule: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: invalid YAML: {first_line(err, None)}") from None
     return rule_from_mapping(raw, f"{path}: ")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import ConfigError
+from codenas.errors import ConfigError, first_line
 from codenas.spaces import Spec, spec_from_dict
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def from_files(
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as err:
             raise ConfigError(
-                f"{weights}: not a torch state_dict ({str(err).splitlines()[0][:200]})"
+                f"{weights}: not a torch state_dict ({first_line(err, 200)})"
             ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
@@ -232,7 +232,7 @@ def from_files(
         except (RuntimeError, KeyError, TypeError) as err:
             raise ConfigError(
                 f"{weights}: the weights do not fit the spec of {spec_file.path}: "
-                f"{str(err).splitlines()[0][:200]}"
+                f"{first_line(err, 200)}"
             ) from None
         return model
 

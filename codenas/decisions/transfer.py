@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from codenas.errors import ConfigError
+from codenas.errors import ConfigError, first_line
 from codenas.spaces import Spec, spec_from_dict
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def load_spec_file(path: str | Path) -> SpecFile:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the spec: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML/JSON: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: invalid YAML/JSON: {first_line(err, None)}") from None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: a spec file must be a mapping, got {type(raw).__name__}")
     if "spec" in raw:

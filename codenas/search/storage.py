@@ -20,6 +20,7 @@ from codenas.errors import (
     StorageError,
     StudyMismatchError,
     UnknownNameError,
+    first_line,
     unknown_name_message,
 )
 from codenas.urls import mask_url
@@ -81,7 +82,7 @@ class StaleTrialHandler:
                 "trial %d of study %r (worker died) was not re-queued: %s",
                 trial.number,
                 study.study_name,
-                _reason(err),
+                first_line(err, with_type=True),
             )
         for hook in self.hooks:
             try:
@@ -92,13 +93,8 @@ class StaleTrialHandler:
                     trial.number,
                     study.study_name,
                     getattr(hook, "__qualname__", repr(hook)),
-                    _reason(err),
+                    first_line(err, with_type=True),
                 )
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__
 
 
 def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
@@ -179,8 +175,9 @@ def make_storage(
                 heartbeat_stale_trial_callback=stale_handler if heartbeat_interval else None,
             )
     except Exception as err:
-        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise StorageError(f"cannot open Optuna storage {mask_url(url)!r}: {reason}") from None
+        raise StorageError(
+            f"cannot open Optuna storage {mask_url(url)!r}: {first_line(err)}"
+        ) from None
 
 
 def storage_for(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codenas.config import Config
+from codenas.errors import first_line
 from codenas.search import interrupts
 from codenas.search.budget import Budget, deadline_for
 from codenas.search.objective import Objective
@@ -380,9 +381,7 @@ def attempt(what: str, step: Callable[..., Any], *args: Any, **kwargs: Any) -> b
     try:
         step(*args, **kwargs)
     except Exception as err:
-        text = str(err).strip()
-        reason = f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else repr(err)
-        _log.warning("%s failed: %s", what, reason)
+        _log.warning("%s failed: %s", what, first_line(err, with_type=True))
         return False
     return True
 

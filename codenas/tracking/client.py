@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import StorageError, TrackingUnavailable
+from codenas.errors import StorageError, TrackingUnavailable, first_line
 from codenas.urls import mask_url
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _reason(err: BaseException) -> str:
     for needle, cause in _CAUSES:
         if needle in text:
             return cause
-    return text.splitlines()[0][:200] if text else type(err).__name__
+    return first_line(err, 200)
 
 
 # Error codes of MLflow's REST API that mean "try again later", not "your request is wrong".

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import ConfigError, StorageError
+from codenas.errors import ConfigError, StorageError, first_line
 from codenas.tracking.client import ensure_experiment, flatten, make_client, quote, search_all_runs
 from codenas.urls import mask_url
 
@@ -200,7 +200,7 @@ def read_run(uri: str, run_id: str) -> RunRecord:
         run = client.get_run(run_id)
     except Exception as err:
         raise StorageError(
-            f"no MLflow run {run_id!r} at {mask_url(uri)} ({str(err).splitlines()[0][:200]})"
+            f"no MLflow run {run_id!r} at {mask_url(uri)} ({first_line(err, 200)})"
         ) from None
     tags = dict(run.data.tags)
     role = tags.get(ROLE_TAG)
@@ -221,7 +221,7 @@ def read_run(uri: str, run_id: str) -> RunRecord:
                 "run %s: the config.yaml of run %s was not read (%s); using the run's tags",
                 run_id,
                 holder,
-                str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__,
+                first_line(err, 200),
             )
     return RunRecord(
         run_id=run_id,
@@ -374,7 +374,6 @@ def load_network(uri: str, run_id: str, spec: Spec) -> nn.Module:
         model.load_state_dict(logged.state_dict())
     except (RuntimeError, KeyError) as err:
         raise ConfigError(
-            f"run {run_id}: the logged model does not match its spec: "
-            f"{str(err).splitlines()[0][:200]}"
+            f"run {run_id}: the logged model does not match its spec: {first_line(err, 200)}"
         ) from None
     return model

@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import TrackingUnavailable
+from codenas.errors import TrackingUnavailable, first_line
 from codenas.search._optuna_private import best_trials
 from codenas.search.samplers import code as code_sampler
 from codenas.search.samplers import lineage
@@ -309,7 +309,7 @@ class MlflowTracker:
             _log.warning(
                 "the run of trial %d was not ended (%s); the end of the search ends it",
                 trial.number,
-                _short(err),
+                first_line(err, with_type=True),
             )
 
     def _finish(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -478,7 +478,9 @@ class MlflowTracker:
                 # the same run at this moment: then there is nothing left to do.
                 if self._still_running(run.info.run_id):
                     _log.warning(
-                        "the run of trial %d was not ended (%s)", trial.number, _short(err)
+                        "the run of trial %d was not ended (%s)",
+                        trial.number,
+                        first_line(err, with_type=True),
                     )
                 continue
             fixed += 1
@@ -517,8 +519,3 @@ class MlflowTracker:
         for chunk in _chunks(metrics, 1000):
             self.client.log_batch(self.parent_run_id, metrics=chunk)
         self.client.set_terminated(self.parent_run_id, status=status)
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__

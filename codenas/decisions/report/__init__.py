@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import CodenasError, StorageError
+from codenas.errors import CodenasError, StorageError, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -271,5 +271,5 @@ def _log(uri: str, run_id: str, report: Report) -> None:
     except Exception as err:  # a tracking problem must not lose the files already written
         raise StorageError(
             f"report written to {report.out_dir}, but logging it to run {run_id} failed: "
-            f"{str(err).splitlines()[0][:200]}"
+            f"{first_line(err, 200)}"
         ) from None
