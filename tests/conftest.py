@@ -30,7 +30,7 @@ def tiny_overrides(tmp_path: Path, study: str = "tiny") -> list[str]:
         "space.width={min: 4, max: 32, log: true}",
         "space.depth={min: 1, max: 3}",
         "metrics.samples=200",
-        "tracking.report=false",  # reports have their own tests (tests/search/test_report.py)
+        "tracking.report=false",  # reports have their own tests (tests/decisions/test_report.py)
     ]
 
 

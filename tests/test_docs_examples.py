@@ -155,7 +155,7 @@ def test_the_readme_picking_block_runs_in_a_folder_with_two_studies(
     assert len(lines) == 8
     for command in lines:
         if command.startswith("codenas report"):
-            continue  # reports have their own tests (tests/search/test_report.py)
+            continue  # reports have their own tests (tests/decisions/test_report.py)
         command = command.replace("--trial 8", "--trial 3")  # the small search has 4 trials
         if command.startswith("codenas train"):
             command = command.replace("--epochs 50", "--epochs 1")

@@ -14,7 +14,7 @@ from codenas.urls import is_server
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 DEFAULT_TRACKING = "sqlite:///mlflow.db"
 # codenas.config.DEFAULT_CONFIG, spelled here so that `codenas --help` imports no config
-# machinery (tests/test_cli.py checks that the two agree)
+# machinery (tests/cli/test_cli.py checks that the two agree)
 DEFAULT_CONFIG_NAME = "digits-mlp"
 
 

@@ -3,7 +3,7 @@
 MLflow 3.17's UI opens an experiment in its GenAI mode, on an overview page, with children
 collapsed under their parent and no metric columns. Two things it supports make a link land
 on the front instead (read from the UI's bundle and checked in a browser,
-``tests/test_ui_browser.py``):
+``tests/cli/test_ui_browser.py``):
 
 - ``?workflowType=machine_learning`` selects the "Model training" runs table;
 - ``?viewStateShareKey=KEY`` loads a *shared view*: the JSON in the experiment tag

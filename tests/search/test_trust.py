@@ -26,7 +26,7 @@ from codenas.errors import ConfigError
 from codenas.search.tracker import register_tracker
 from codenas.tracking import MlflowTracker
 from tests.conftest import make_config, tiny_overrides
-from tests.search.test_pick import front_study, sqlite_study
+from tests.decisions.test_pick import front_study, sqlite_study
 
 # ----------------------------------------------------------------------------- the test split
 
@@ -505,7 +505,7 @@ SEED_ARCH = {"depth": 2, "width": 16, "shape": "constant", "activation": "relu",
 def test_seeding_an_existing_study_queues_and_touches_nothing_else(tmp_path: Path) -> None:
     from codenas.decisions.seeding import seed_search
     from codenas.search.storage import load_study
-    from tests.search.test_transfer import source_study
+    from tests.decisions.test_transfer import source_study
 
     config = make_config(tmp_path, ["study.trials=1"])
     codenas.search.run(config)  # an existing study with a front and a finished parent run
@@ -532,7 +532,7 @@ def test_seeding_a_new_study_creates_it_with_its_parent_run_and_trains_nothing(
 ) -> None:
     from codenas.decisions.seeding import seed_search
     from codenas.search.storage import load_study
-    from tests.search.test_transfer import source_study
+    from tests.decisions.test_transfer import source_study
 
     config = make_config(tmp_path, ["study.name=seeded"])
     source = source_study(tmp_path / "source", [dict(SEED_ARCH)])

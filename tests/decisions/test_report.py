@@ -15,7 +15,7 @@ from codenas.decisions.report import draw, report_front, report_run, write_repor
 from codenas.errors import CodenasError
 from codenas.evaluation.neural_code import NeuralCode
 from codenas.spaces import MLPSpec
-from tests.search._picking import searched_study, trained_run
+from tests.decisions._picking import searched_study, trained_run
 
 ALL_FIGURES = {
     "capacity",

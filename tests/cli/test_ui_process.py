@@ -26,7 +26,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc") or not hasattr(signal, "SIGHUP"), reason="needs Linux's /proc"
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _stat(pid: int) -> tuple[int, str, int] | None:

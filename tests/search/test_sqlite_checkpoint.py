@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from codenas.search import _sqlite
 from tests.conftest import tiny_overrides
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _copy_alone(folder: Path, name: str, to: Path) -> Path:

@@ -20,7 +20,7 @@ from codenas.decisions.picking import (
 from codenas.decisions.transfer import load_spec_file
 from codenas.errors import ConfigError, UnknownNameError
 from codenas.spaces import MLPSpec
-from tests.search._picking import searched_study
+from tests.decisions._picking import searched_study
 
 ACC_PARAMS = ["maximize", "minimize"]
 

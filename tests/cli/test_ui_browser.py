@@ -45,7 +45,7 @@ def _start_ui(workdir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         start_new_session=True,
     )
     assert proc.stderr is not None

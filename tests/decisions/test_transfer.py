@@ -23,7 +23,7 @@ from codenas.search.storage import CONFIG_ATTR, _stored_form
 from codenas.spaces import MLPSpec
 from codenas.spaces.profiles import width_profile
 from tests.conftest import make_config
-from tests.search._picking import searched_study, trained_run
+from tests.decisions._picking import searched_study, trained_run
 
 SPEC = MLPSpec(input_shape=(1, 8, 8), n_outputs=10, widths=(24, 12), activation="gelu")
 

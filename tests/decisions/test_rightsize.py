@@ -27,7 +27,7 @@ from codenas.errors import ConfigError
 from codenas.evaluation.neural_code import NeuralCode
 from codenas.spaces import CNNSpace, CNNSpec, MLPSpace, MLPSpec
 from tests.conftest import make_config
-from tests.search._picking import searched_study
+from tests.decisions._picking import searched_study
 
 # ----------------------------------------------------------------------------- the rule
 

@@ -13,7 +13,7 @@ import pytest
 
 from codenas.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOADING = "codenas: loading torch, Lightning, Optuna and MLflow..."
 
 
