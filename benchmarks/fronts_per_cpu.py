@@ -471,7 +471,8 @@ def summarise(runs: Mapping[str, Any], arms: Sequence[str], seeds: Sequence[int]
     for task, by_arm in runs.items():
         table[task] = {}
         tpe = by_arm.get("tpe", {})
-        spread = float(np.std([tpe[str(s)]["hv"]["1.0"] for s in seeds if str(s) in tpe], ddof=1))
+        final = [tpe[str(s)]["hv"]["1.0"] for s in seeds if str(s) in tpe]
+        spread = float(np.std(final, ddof=1)) if len(final) > 1 else math.nan
         for arm in arms:
             rows = by_arm.get(arm, {})
             paired = [s for s in seeds if str(s) in rows and str(s) in tpe]
@@ -537,6 +538,58 @@ def write(
     return summary
 
 
+def combine(paths: Sequence[Path], out: Path) -> dict[str, Any]:
+    """Results files of runs over different tasks (same arms and seeds) as one, summarised
+    anew, with the figure beside it."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    first = parts[0]
+    runs = {task: by_arm for part in parts for task, by_arm in part["runs"].items()}
+    arms = list(first["arms"])
+    seeds = first["seeds"]
+    merged = {
+        **first,
+        "command": "python benchmarks/fronts_per_cpu.py --combine "
+        + " ".join(str(p) for p in paths),
+        "dev_tasks": [t for t in runs if t in DEV_TASKS],
+        "held_out_tasks": [t for t in runs if t in HELD_OUT_TASKS],
+        "costs": {t: c for part in parts for t, c in part["costs"].items()},
+        "seconds": sum(part["seconds"] for part in parts),
+        **summarise(runs, arms, seeds),
+        "runs": runs,
+    }
+    out.write_text(json.dumps(merged, indent=1))
+    figure(merged, out.with_suffix(".png"))
+    return merged
+
+
+def figure(result: Mapping[str, Any], path: Path) -> None:
+    """HV against CPU (fractions of TPE's 60-trial CPU), mean over seeds, one panel a task."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    tasks = list(result["runs"])
+    fig = Figure(figsize=(3.6 * len(tasks), 3.4), dpi=100)
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        for arm, rows in result["runs"][task].items():
+            seeds = list(rows.values())
+            if not seeds:
+                continue
+            ys = [float(np.mean([r["hv"][str(f)] for r in seeds])) for f in CPU_GRID]
+            ax.plot(CPU_GRID, ys, marker="o", ms=3, label=arm, lw=2 if arm == "tpe" else 1)
+        role = "dev" if task in DEV_TASKS else "held out"
+        ax.set_title(f"{task} ({role}, {len(seeds)} seeds)", fontsize=9)
+        ax.set_xlabel("CPU / TPE's 60-trial CPU", fontsize=8)
+        if i == 0:
+            ax.set_ylabel("hypervolume (full-training truth)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.axes[-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=[*DEV_TASKS, *HELD_OUT_TASKS])
@@ -547,7 +600,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth-seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/codenas-fronts"))
     parser.add_argument("--out", type=Path, default=RESULTS / "fronts_per_cpu.json")
+    parser.add_argument("--combine", nargs="+", type=Path, help="merge results files into --out")
     args = parser.parse_args(argv)
+    if args.combine:
+        merged = combine(args.combine, args.out)
+        print(json.dumps(merged["verdicts"], indent=1))
+        return 0
     import optuna
 
     # One-time imports are not any study's cost: the first study of the process would pay them.
