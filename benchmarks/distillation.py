@@ -71,6 +71,11 @@ DEV_ARMS = [
     ("init+kd T=4 a=0.9", 4.0, 0.9, 0.0, "none", "teacher"),
     ("init+kd+mixup T=4 a=0.9", 4.0, 0.9, 0.0, "mixup", "teacher"),
     ("hint+kd T=4 a=0.9", 4.0, 0.9, 1.0, "none", "random"),
+    # after the first 12: the best transfer set with other T/alpha, and with the teacher's init
+    ("kd+noise T=1 a=0.5", 1.0, 0.5, 0.0, "noise", "random"),
+    ("kd+noise T=2 a=0.9", 2.0, 0.9, 0.0, "noise", "random"),
+    ("kd+noise T=4 a=1", 4.0, 1.0, 0.0, "noise", "random"),
+    ("init+kd+noise T=4 a=0.9", 4.0, 0.9, 0.0, "noise", "teacher"),
 ]
 
 
@@ -87,13 +92,18 @@ def report_arms() -> list[tuple[str, float, float, float, str, str]]:
     )
     arms = [
         (f"kd T={T:g} a={A:g} (plain)", T, A, 0.0, "none", "random"),
+        # Hinton's KD with T > 1: the best such plain setting on the dev task
+        ("kd T=4 a=0.5 (plain, Hinton)", 4.0, 0.5, 0.0, "none", "random"),
         ("kd+mixup", T, A, 0.0, "mixup", "random"),
+        ("kd+noise", T, A, 0.0, "noise", "random"),
         ("kd+fresh", T, A, 0.0, "fresh", "random"),
         ("init+kd", T, A, 0.0, "none", "teacher"),
-        ("init+kd+mixup", T, A, 0.0, "mixup", "teacher"),
-        ("hint+kd", T, A, 1.0, "none", "random"),
-        (f"codenas distil defaults (T={T:g} a={A:g} hint={H:g} {X} init={init})", T, A, H, X, init),
+        (f"init+kd+{X}", T, A, 0.0, X, "teacher"),
+        (f"hint+kd+{X}", T, A, 1.0, X, init),
     ]
+    defaults = ("codenas distil defaults", T, A, H, X, init)
+    if all(arm[1:] != defaults[1:] for arm in arms):
+        arms.append(defaults)
     return arms
 
 

@@ -15,12 +15,19 @@
        loss = (1 - alpha) CE(s, y) + alpha T^2 KL(softmax(t / T) || softmax(s / T))
 
    with ``s``, ``t`` the student's and teacher's logits (for regression, the KL term is the
-   squared error to the teacher's outputs), plus optionally ``hint`` times a FitNets-style
-   representation term (Romero et al. 2015): each student layer, through a trained linear map,
-   regresses the z-scored units of the teacher layer it stands for (squared error, averaged over
-   layers; the maps are thrown away after training). The defaults (``T``, ``alpha``, ``hint``)
-   were chosen on two dev tasks only (``benchmarks/distillation.py --choose``) and are
-   reported on others (docs/editing.md).
+   squared error to the teacher's outputs). At every step a **transfer set** batch of as many
+   rows adds ``alpha T^2 KL`` on rows beyond the training rows, labelled by the teacher then
+   and there (``transfer``: training rows plus Gaussian noise, or random mixes of two training
+   rows as in Beyer et al. 2022; or rows the caller gives, e.g. fresh draws of a generator):
+   a teacher that fits its own training rows gives near one-hot targets there, off them it
+   says what it knows. Optionally the student **starts from the teacher's weights** cut to
+   its widths (``init="teacher"``, :func:`student_from_teacher`: removed layers folded into
+   their reader, each kept layer's most-used units kept, the dropped units' means folded into
+   the next bias; exact where only dead or constant units go), and ``hint`` times a
+   FitNets-style representation term (Romero et al. 2015): each student layer, through a
+   trained linear map, regresses the z-scored units of the teacher layer it stands for. The
+   defaults (``T``, ``alpha``, ``hint``, transfer set, init) were chosen on a dev task only
+   (``benchmarks/distillation.py --choose``) and are reported on others (docs/editing.md).
 3. **Record.** Validation and test metrics, the student's coding metrics (as ``codenas train``
    measures them), and the linear CKA between each student layer and the teacher layer it
    stands for (``cka_teacher/layer_i``), logged as an MLflow run (``codenas.role=distil``) with
@@ -29,8 +36,10 @@
 ``train_student(..., teacher=None)`` trains the same student from scratch with the same loop,
 budget and seed: the baseline the benchmark compares with.
 
-One procedure in one file (about 530 lines): the student's architecture from the teacher's
-code, the distillation loss and loop, the layer-to-layer CKA and the run it logs.
+One procedure in one file (about 700 lines): the student's architecture and initial weights
+from the teacher's code, the distillation loss and loop, the layer-to-layer CKA and the run it
+logs. :func:`brief_trial_warning` is the one line ``codenas distil`` prints before sizing a
+student from a search trial's briefly trained code.
 """
 
 from __future__ import annotations
