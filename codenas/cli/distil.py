@@ -11,7 +11,13 @@ from codenas.cli.erase import add_out_option, add_source_options, resolve_source
 
 def add_parser(subparsers: Any) -> None:
     """Add ``codenas distil`` to the CLI's subparsers."""
-    from codenas.decisions.distil_defaults import DEFAULT_ALPHA, DEFAULT_HINT, DEFAULT_TEMPERATURE
+    from codenas.decisions.distil_defaults import (
+        DEFAULT_ALPHA,
+        DEFAULT_HINT,
+        DEFAULT_INIT,
+        DEFAULT_TEMPERATURE,
+        DEFAULT_TRANSFER,
+    )
 
     p = subparsers.add_parser(
         "distil",
@@ -21,14 +27,18 @@ def add_parser(subparsers: Any) -> None:
         "rightsize`: drop layers with CKA >= --cka-threshold to the layer before, cut each "
         "other layer to ceil(--margin x effective rank) units) unless --student gives one. It "
         "is trained for the teacher config's budget with knowledge distillation (Hinton et al. "
-        "2015: (1 - alpha) x label loss + alpha x T^2 x KL between softened logits) and an "
-        "optional FitNets hint term (each student layer regresses, through a linear map, the "
-        "teacher layer it stands for). Prints and logs (an MLflow run linked to the teacher) "
-        "the student's accuracy next to the teacher's, its coding metrics and the CKA between "
-        "each student layer and its teacher layer. docs/editing.md has the measurements "
-        "behind the defaults.",
+        "2015: (1 - alpha) x label loss + alpha x T^2 x KL between softened logits), on the "
+        "training rows and on a transfer set the teacher labels at every step (--transfer), "
+        "optionally starting from the teacher's own weights cut to the student's widths "
+        "(--init teacher) and with a FitNets hint term (each student layer regresses, through "
+        "a linear map, the teacher layer it stands for). A search trial is trained briefly: "
+        "sized from its code the student can end far below it, so distilling a trial without "
+        "--margin or --student prints a warning. Prints and logs (an MLflow run linked to the "
+        "teacher) the student's accuracy next to the teacher's, its coding metrics and the "
+        "CKA between each student layer and its teacher layer. docs/editing.md has the "
+        "measurements behind the defaults.",
         epilog="examples:\n"
-        "  codenas distil --study digits-mlp --trial 7\n"
+        "  codenas distil --study digits-mlp --trial 7 --margin 4\n"
         "  codenas distil RUN_ID --student '{space: mlp, widths: [32], activation: relu}'\n"
         "  codenas distil --study digits-mlp --trial 7 --temperature 2 --alpha 0.5 --hint 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,6 +83,21 @@ def add_parser(subparsers: Any) -> None:
         metavar="H",
         help=f"weight of the FitNets hint term (default: {DEFAULT_HINT:g}, off)",
     )
+    p.add_argument(
+        "--transfer",
+        choices=("none", "mixup", "noise"),
+        default=DEFAULT_TRANSFER,
+        help="transfer set labelled by the teacher beside the training rows: random mixes of "
+        "two training rows, or training rows plus noise of half a feature's std "
+        f"(default: {DEFAULT_TRANSFER})",
+    )
+    p.add_argument(
+        "--init",
+        choices=("random", "teacher"),
+        default=DEFAULT_INIT,
+        help="student initialisation: the space's, or the teacher's weights cut to the "
+        f"student's widths (its most-used units) (default: {DEFAULT_INIT})",
+    )
     p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: the teacher's config)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="student seed (default: 0)")
     add_out_option(p, "the student")
@@ -81,15 +106,11 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``codenas distil``; bad input raises a CodenasError before anything is written."""
-    from codenas.decisions.distil import distil, parse_student
+    from codenas.decisions.distil import brief_trial_warning, check_settings, distil, parse_student
     from codenas.decisions.source import check_out_dir, write_network
     from codenas.errors import ConfigError
 
-    if not args.temperature > 0 or not 0.0 <= args.alpha <= 1.0 or not args.hint >= 0.0:
-        raise ConfigError(
-            "--temperature > 0, 0 <= --alpha <= 1 and --hint >= 0 must hold, got "
-            f"{args.temperature}, {args.alpha}, {args.hint}"
-        )
+    check_settings(args.temperature, args.alpha, args.hint, args.transfer, args.init, "--")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs: must be at least 1, got {args.epochs}")
     student = None
@@ -97,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         student = _student(args.student, parse_student)
     out = check_out_dir(args.out)
     source = resolve_source(args)
+    warning = brief_trial_warning(source, student, args.margin)
+    if warning is not None:
+        print(warning)
     print(f"distilling {source.title}; reading the teacher ...")
     result = distil(
         source,
@@ -106,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         alpha=args.alpha,
         hint=args.hint,
+        transfer=args.transfer,
+        init=args.init,
         epochs=args.epochs,
         seed=args.seed,
         log=not args.no_log,

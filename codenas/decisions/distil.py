@@ -15,12 +15,19 @@
        loss = (1 - alpha) CE(s, y) + alpha T^2 KL(softmax(t / T) || softmax(s / T))
 
    with ``s``, ``t`` the student's and teacher's logits (for regression, the KL term is the
-   squared error to the teacher's outputs), plus optionally ``hint`` times a FitNets-style
-   representation term (Romero et al. 2015): each student layer, through a trained linear map,
-   regresses the z-scored units of the teacher layer it stands for (squared error, averaged over
-   layers; the maps are thrown away after training). The defaults (``T``, ``alpha``, ``hint``)
-   were chosen on two dev tasks only (``benchmarks/distillation.py --choose``) and are
-   reported on others (docs/editing.md).
+   squared error to the teacher's outputs). At every step a **transfer set** batch of as many
+   rows adds ``alpha T^2 KL`` on rows beyond the training rows, labelled by the teacher then
+   and there (``transfer``: training rows plus Gaussian noise, or random mixes of two training
+   rows as in Beyer et al. 2022; or rows the caller gives, e.g. fresh draws of a generator):
+   a teacher that fits its own training rows gives near one-hot targets there, off them it
+   says what it knows. Optionally the student **starts from the teacher's weights** cut to
+   its widths (``init="teacher"``, :func:`student_from_teacher`: removed layers folded into
+   their reader, each kept layer's most-used units kept, the dropped units' means folded into
+   the next bias; exact where only dead or constant units go), and ``hint`` times a
+   FitNets-style representation term (Romero et al. 2015): each student layer, through a
+   trained linear map, regresses the z-scored units of the teacher layer it stands for. The
+   defaults (``T``, ``alpha``, ``hint``, transfer set, init) were chosen on a dev task only
+   (``benchmarks/distillation.py --choose``) and are reported on others (docs/editing.md).
 3. **Record.** Validation and test metrics, the student's coding metrics (as ``codenas train``
    measures them), and the linear CKA between each student layer and the teacher layer it
    stands for (``cka_teacher/layer_i``), logged as an MLflow run (``codenas.role=distil``) with
@@ -29,8 +36,10 @@
 ``train_student(..., teacher=None)`` trains the same student from scratch with the same loop,
 budget and seed: the baseline the benchmark compares with.
 
-One procedure in one file (about 530 lines): the student's architecture from the teacher's
-code, the distillation loss and loop, the layer-to-layer CKA and the run it logs.
+One procedure in one file (about 700 lines): the student's architecture and initial weights
+from the teacher's code, the distillation loss and loop, the layer-to-layer CKA and the run it
+logs. :func:`brief_trial_warning` is the one line ``codenas distil`` prints before sizing a
+student from a search trial's briefly trained code.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codenas.errors import ConfigError
-from codenas.spaces import Spec, build_model
+from codenas.spaces import Spec, build_model, layer_sizes, with_layer_sizes
 
 if TYPE_CHECKING:
     from codenas.config import Config, TrainConfig
@@ -55,19 +64,19 @@ if TYPE_CHECKING:
     from codenas.decisions.rightsize import LayerPlan
     from codenas.decisions.source import Source
 
-from codenas.decisions.distil_defaults import DEFAULT_ALPHA, DEFAULT_HINT, DEFAULT_TEMPERATURE
+from codenas.decisions.distil_defaults import (
+    DEFAULT_ALPHA,
+    DEFAULT_HINT,
+    DEFAULT_INIT,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TRANSFER,
+)
 
 # ----------------------------------------------------------------------------- student
 
 
-def _widths_field(spec: Spec) -> str:
-    from codenas.spaces import layers_field
-
-    return layers_field(spec.space)
-
-
 def depth_of(spec: Spec) -> int:
-    return len(getattr(spec, _widths_field(spec)))
+    return len(layer_sizes(spec))
 
 
 def propose_student(
@@ -91,7 +100,6 @@ def propose_student(
     from codenas.evaluation.neural_code import from_model
     from codenas.spaces import narrowest_width
 
-    field = _widths_field(source.spec)
     code = from_model(
         source.config, source.spec, source.model(), title=source.title, data=source.data
     )
@@ -105,7 +113,7 @@ def propose_student(
     )
     kept = [p for p in plan if p.new_width is not None]
     widths = tuple(int(p.new_width) for p in kept if p.new_width is not None)
-    spec = dataclasses.replace(source.spec, **{field: widths})
+    spec = with_layer_sizes(source.spec, widths)
     return spec, plan, [p.index for p in kept]
 
 
@@ -116,7 +124,106 @@ def stands_for_by_depth(student_depth: int, teacher_depth: int) -> list[int]:
     return [round(i * (teacher_depth - 1) / (student_depth - 1)) for i in range(student_depth)]
 
 
+# ----------------------------------------------------------------------------- initialisation
+
+
+def most_used_units(units: Any) -> list[int]:
+    """Unit indices of one layer's code ``(n_samples, n_units)``, most used first (by
+    variance over the rows; a dead or constant unit has variance 0 and comes last)."""
+    import numpy as np
+
+    var = np.asarray(units, dtype=np.float64).var(axis=0)
+    return [int(i) for i in np.argsort(-var, kind="stable")]
+
+
+def check_cut(teacher_spec: Spec, student_spec: Spec, stands_for: Sequence[int]) -> None:
+    """Refuse (one line) a student that :func:`student_from_teacher` cannot cut."""
+    sizes = layer_sizes(student_spec)
+    kept = list(stands_for)
+    t_sizes = layer_sizes(teacher_spec)
+    if (
+        len(kept) != len(sizes)
+        or sorted(set(kept)) != kept
+        or with_layer_sizes(teacher_spec, [t_sizes[j] for j in kept])
+        != with_layer_sizes(student_spec, [t_sizes[j] for j in kept])
+        or any(sizes[i] > t_sizes[j] for i, j in enumerate(kept))
+    ):
+        raise ConfigError(
+            "--init teacher: the student must be a cut of the teacher (same space and settings, "
+            f"each layer no wider than the teacher layer it stands for); got layers {sizes} "
+            f"standing for teacher layers {kept} of {t_sizes}"
+        )
+
+
+@torch.no_grad()
+def student_from_teacher(
+    teacher: nn.Module,
+    teacher_spec: Spec,
+    student_spec: Spec,
+    stands_for: Sequence[int],
+    x: torch.Tensor,
+) -> nn.Module:
+    """The student initialised from the teacher's code: the rightsize rule's cut, applied to
+    the teacher's weights.
+
+    Teacher layers no student layer stands for are removed, each folded into the layer that
+    reads it (``Space.remove_layer``: exact where its units stayed in their linear range);
+    then each kept layer keeps its ``width`` most-used units on ``x`` (largest variance,
+    :func:`most_used_units`), and the mean of every unit it drops is folded into the bias of
+    what reads it (``fold_affine``). Where the dropped units are dead or constant on ``x`` the
+    student computes exactly the teacher's function there.
+
+    Args:
+        teacher: the trained teacher (left unchanged).
+        teacher_spec, student_spec: their architectures (same space and settings, the
+            student's layers no wider than the teacher layers they stand for).
+        stands_for: strictly increasing teacher layer indices, one per student layer.
+        x: rows ``(n, *input_shape)`` on which the units' use is measured (training rows).
+
+    Returns:
+        A module of ``build_model(student_spec)``'s architecture holding the cut weights.
+
+    Raises:
+        ConfigError: the student cannot be cut from this teacher (the message says why).
+    """
+    import numpy as np
+
+    from codenas.metrics import capture_activations
+    from codenas.spaces import fold_affine, keep_units, space_of
+
+    check_cut(teacher_spec, student_spec, stands_for)
+    sizes, kept, t_sizes = layer_sizes(student_spec), list(stands_for), layer_sizes(teacher_spec)
+    space = space_of(teacher_spec)
+    spec, model = teacher_spec, teacher.cpu().eval()
+    for j in sorted(set(range(len(t_sizes))) - set(kept), reverse=True):
+        spec, model = space.remove_layer(model, spec, j)
+    x = x.cpu()
+    for i, width in enumerate(sizes):
+        units = capture_activations(model, x)[i]
+        order = most_used_units(units)
+        keep, drop = sorted(order[:width]), order[width:]
+        if drop:
+            mask = np.zeros(units.shape[1])
+            mask[keep] = 1.0
+            shift = np.zeros(units.shape[1])
+            shift[drop] = units[:, drop].astype(np.float64).mean(axis=0)
+            model = fold_affine(model, spec, i, np.diag(mask), shift)
+            spec, model = keep_units(model, spec, i, keep)
+    out = build_model(student_spec)
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
 # ----------------------------------------------------------------------------- training
+
+TRANSFERS = ("none", "mixup", "noise")
+"""Transfer sets beyond the training rows, labelled by the teacher at each step: ``mixup``
+(each row a random convex mix of two training rows, weight ~ U(0, 1): the "function matching"
+of Beyer et al. 2022) or ``noise`` (a training row plus Gaussian noise of half each input
+feature's std). Given rows (``transfer_x``, e.g. fresh draws of a generator) replace them."""
+
+INITS = ("random", "teacher")
+"""``random``: the space's own initialisation; ``teacher``: :func:`student_from_teacher`."""
 
 
 @dataclasses.dataclass
@@ -133,6 +240,32 @@ def _units(out: torch.Tensor) -> torch.Tensor:
     return out if out.dim() == 2 else out.flatten(2).mean(dim=2)
 
 
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's distillation term ``T^2 KL(softmax(t / T) || softmax(s / T))``, averaged over
+    rows of logits ``(n, n_classes)`` (the ``T^2`` keeps its gradients' scale as T changes)."""
+    return temperature**2 * F.kl_div(
+        F.log_softmax(student / temperature, dim=1),
+        F.log_softmax(teacher / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+
+
+def check_settings(
+    temperature: float, alpha: float, hint: float, transfer: str, init: str, prefix: str = ""
+) -> None:
+    """Refuse invalid distillation settings in one line (``prefix`` = ``"--"`` for the CLI)."""
+    if not temperature > 0 or not 0.0 <= alpha <= 1.0 or not hint >= 0.0:
+        raise ConfigError(
+            f"{prefix}temperature > 0, 0 <= {prefix}alpha <= 1 and {prefix}hint >= 0 must hold, "
+            f"got {temperature}, {alpha}, {hint}"
+        )
+    if transfer not in TRANSFERS:
+        raise ConfigError(f"{prefix}transfer: one of {', '.join(TRANSFERS)}, got {transfer!r}")
+    if init not in INITS:
+        raise ConfigError(f"{prefix}init: one of {', '.join(INITS)}, got {init!r}")
+
+
 def train_student(
     spec: Spec,
     data: Dataset,
@@ -144,19 +277,30 @@ def train_student(
     alpha: float = DEFAULT_ALPHA,
     hint: float = DEFAULT_HINT,
     stands_for: Sequence[int] | None = None,
+    transfer: str = "none",
+    transfer_x: torch.Tensor | None = None,
+    init: nn.Module | None = None,
 ) -> StudentRun:
     """Train ``spec`` on ``data`` for ``cfg.epochs`` epochs, distilling ``teacher`` if given.
+
+    Every step takes one batch of training rows (label loss, and with a teacher the KD term);
+    with a transfer set (``transfer`` or ``transfer_x``) it also takes as many transfer rows,
+    on which only the KD term applies. Same epochs, batches and optimiser steps either way.
 
     Args:
         spec: the student architecture.
         data: the dataset (train rows for training; validation and test are measured).
         cfg: the ``train:`` config (epochs, batch size, optimiser, accelerator, precision).
-        seed: seeds the initialisation and the batch order (as a trial's seed does).
+        seed: seeds the initialisation, the batch order and the transfer rows.
         teacher: the trained teacher, or ``None`` to train from scratch (labels only).
         temperature: ``T`` > 0 of the softened logits.
         alpha: weight in [0, 1] of the distillation term (``1 - alpha`` on the labels).
         hint: weight >= 0 of the representation term (needs ``stands_for``).
         stands_for: the teacher layer each student layer stands for.
+        transfer: a generated transfer set (:data:`TRANSFERS`); needs a teacher.
+        transfer_x: unlabelled rows ``(m, *input_shape)`` to use as the transfer set instead.
+        init: a module of ``spec``'s architecture whose weights the student starts from
+            (e.g. :func:`student_from_teacher`); ``None``: the space's initialisation.
 
     Returns:
         The :class:`StudentRun` (``val_*``/``test_*`` metrics, module on the CPU, eval mode).
@@ -167,17 +311,16 @@ def train_student(
     from codenas.metrics import capture_activations
     from codenas.training.loop import make_optimizer
 
-    if not temperature > 0 or not 0.0 <= alpha <= 1.0 or not hint >= 0.0:
-        raise ConfigError(
-            "distillation needs temperature > 0, 0 <= alpha <= 1 and hint >= 0, got "
-            f"{temperature=}, {alpha=}, {hint=}"
-        )
+    check_settings(temperature, alpha, hint, transfer, "random")
     classification = data.task == "classification"
     torch.manual_seed(seed)
     student = build_model(spec)
+    if init is not None:
+        student.load_state_dict(init.state_dict())
     x_all, y_all = data.train.x, data.train.y
     distilling = teacher is not None and alpha > 0
     hinting = teacher is not None and hint > 0
+    transferring = distilling and (transfer != "none" or transfer_x is not None)
     maps = nn.ModuleList()
     targets: list[torch.Tensor] = []
     teacher_out = None
@@ -196,8 +339,7 @@ def train_student(
             t = torch.as_tensor(u)
             t = (t - t.mean(0)) / t.std(0).clamp_min(1e-6)
             targets.append(t)
-            width = int(getattr(spec, _widths_field(spec))[i])
-            maps.append(nn.Linear(width, t.shape[1]))
+            maps.append(nn.Linear(layer_sizes(spec)[i], t.shape[1]))
     fabric = Fabric(accelerator=cfg.accelerator, devices=1, precision=cfg.precision)
     holder = nn.ModuleDict({"student": student, "maps": maps})
     optimizer = make_optimizer(holder, cfg)
@@ -206,12 +348,29 @@ def train_student(
     x_dev, y_dev = x_all.to(device), y_all.to(device)
     t_dev = None if teacher_out is None else teacher_out.to(device)
     targets = [t.to(device) for t in targets]
+    extra = None if transfer_x is None else transfer_x.to(device)
+    if transferring:
+        assert teacher is not None
+        teacher = teacher.to(device)
+    feature_std = x_dev.std(0, keepdim=True)
     captured: list[torch.Tensor] = []
     hooks = []
     if hinting:
         for block in student.hidden_layers:
             hooks.append(block.register_forward_hook(lambda _m, _i, out: captured.append(out)))
     generator = torch.Generator().manual_seed(seed)
+
+    def transfer_batch(size: int) -> torch.Tensor:
+        if extra is not None:
+            return extra[torch.randint(len(extra), (size,), generator=generator).to(device)]
+        rows = torch.randint(len(x_dev), (2, size), generator=generator).to(device)
+        if transfer == "mixup":
+            shape = (size,) + (1,) * (x_dev.dim() - 1)
+            lam = torch.rand(shape, generator=generator).to(device)
+            return lam * x_dev[rows[0]] + (1 - lam) * x_dev[rows[1]]
+        noise = torch.randn(x_dev[rows[0]].shape, generator=generator).to(device)
+        return x_dev[rows[0]] + 0.5 * feature_std * noise
+
     fholder.train()
     steps = 0
     start = time.perf_counter()
@@ -231,13 +390,7 @@ def train_student(
                 assert t_dev is not None
                 t = t_dev[idx]
                 if classification:
-                    kd = F.kl_div(
-                        F.log_softmax(out / temperature, dim=1),
-                        F.log_softmax(t / temperature, dim=1),
-                        reduction="batchmean",
-                        log_target=True,
-                    )
-                    loss = loss + alpha * temperature**2 * kd
+                    loss = loss + alpha * kd_loss(out, t, temperature)
                 else:
                     loss = loss + alpha * F.mse_loss(out, t)
             if hinting:
@@ -246,6 +399,17 @@ def train_student(
                     for k in range(len(targets))
                 ]
                 loss = loss + hint * torch.stack(terms).mean()
+            if transferring:
+                assert teacher is not None
+                xt = transfer_batch(len(idx))
+                with torch.no_grad():
+                    tt = teacher(xt).float()
+                captured.clear()
+                st = student(xt).float()
+                if classification:
+                    loss = loss + alpha * kd_loss(st, tt, temperature)
+                else:
+                    loss = loss + alpha * F.mse_loss(st, tt)
             fabric.backward(loss)
             optimizer.step()
             steps += 1
@@ -275,7 +439,8 @@ class Distilled:
         metrics: the student's values: ``val_*``, ``test_*``, ``params``, coding metrics,
             ``cka_teacher/layer_i``, ``params_ratio``, ``time/train``.
         teacher_metrics: the teacher's ``val_*``/``test_*`` and ``params``.
-        temperature, alpha, hint: the distillation settings; epochs, seed: the budget.
+        temperature, alpha, hint, transfer, init: the distillation settings; epochs, seed:
+            the budget.
         run_id, model_uri: the MLflow run and model (``None`` when not logged).
     """
 
@@ -290,6 +455,8 @@ class Distilled:
     temperature: float
     alpha: float
     hint: float
+    transfer: str
+    init: str
     epochs: int
     seed: int
     links: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -304,7 +471,8 @@ class Distilled:
             f"distilled {self.title} ({spec_summary(self.teacher_spec.to_dict())}, "
             f"{int(t['params']):,} params) into {spec_summary(self.student_spec.to_dict())} "
             f"({int(m['params']):,} params, {100 * m['params_ratio']:.0f}% of the teacher's)",
-            f"  KD: T={self.temperature:g}, alpha={self.alpha:g}, hint={self.hint:g}; "
+            f"  KD: T={self.temperature:g}, alpha={self.alpha:g}, hint={self.hint:g}, "
+            f"transfer set {self.transfer}, init {self.init}; "
             f"{self.epochs} epochs, seed {self.seed}, {m['time/train']:.1f} s",
         ]
         if self.plan is not None:
@@ -338,6 +506,8 @@ def distil(
     temperature: float = DEFAULT_TEMPERATURE,
     alpha: float = DEFAULT_ALPHA,
     hint: float = DEFAULT_HINT,
+    transfer: str = DEFAULT_TRANSFER,
+    init: str = DEFAULT_INIT,
     epochs: int | None = None,
     seed: int = 0,
     log: bool = True,
@@ -350,6 +520,8 @@ def distil(
         student: the student architecture (default: the right-size rule on the teacher).
         margin, cka_threshold: the rule's parameters (defaults: the rule's).
         temperature, alpha, hint: the distillation settings.
+        transfer: the transfer set (:data:`TRANSFERS`).
+        init: the student's initialisation (:data:`INITS`).
         epochs: training epochs (default: the teacher config's ``train.epochs``).
         seed: the student's seed.
         log: log the student to MLflow (when the source has a tracking store).
@@ -364,15 +536,11 @@ def distil(
     from codenas.evaluation.evaluate import Evaluator
     from codenas.metrics import capture_activations, linear_cka
 
-    if not temperature > 0 or not 0.0 <= alpha <= 1.0 or not hint >= 0.0:
-        raise ConfigError(
-            "--temperature > 0, 0 <= --alpha <= 1 and --hint >= 0 must hold, got "
-            f"{temperature}, {alpha}, {hint}"
-        )
+    check_settings(temperature, alpha, hint, transfer, init, prefix="--")
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs: must be at least 1, got {epochs}")
     teacher_spec = source.spec
-    _widths_field(teacher_spec)
+    layer_sizes(teacher_spec)
     if student is not None:
         if student.space != teacher_spec.space:
             raise ConfigError(
@@ -382,14 +550,16 @@ def distil(
         from codenas.decisions.transfer import adapt_to
 
         student = adapt_to(student, source.data)[0]
+    if student is not None:
+        stands_for = stands_for_by_depth(depth_of(student), depth_of(teacher_spec))
+        if init == "teacher":
+            check_cut(teacher_spec, student, stands_for)
     teacher = source.model()
     plan = None
     if student is None:
         student, plan, stands_for = propose_student(
             source, margin=margin, cka_threshold=cka_threshold
         )
-    else:
-        stands_for = stands_for_by_depth(depth_of(student), depth_of(teacher_spec))
     raw = source.config.to_dict()
     if epochs is not None:
         raw["train"]["epochs"] = epochs
@@ -397,6 +567,11 @@ def distil(
     raw["train"]["max_time"] = None
     raw["metrics"]["log"] = code_metric_names(source.config, source.data)
     config = Config.from_dict(raw, source="codenas distil")
+    start = None
+    if init == "teacher":
+        start = student_from_teacher(
+            teacher, teacher_spec, student, stands_for, source.data.train.x
+        )
     run = train_student(
         student,
         source.data,
@@ -407,6 +582,8 @@ def distil(
         alpha=alpha,
         hint=hint,
         stands_for=stands_for,
+        transfer=transfer,
+        init=start,
     )
     evaluator = Evaluator(config, source.data)
     values, layers = evaluator.measure(
@@ -432,6 +609,8 @@ def distil(
         temperature=temperature,
         alpha=alpha,
         hint=hint,
+        transfer=transfer,
+        init=init,
         epochs=config.train.epochs,
         seed=seed,
         links=dict(source.links),
@@ -439,6 +618,23 @@ def distil(
     if log and source.tracking_uri is not None:
         result.run_id, result.model_uri = _log(result, source, config, experiment)
     return result
+
+
+def brief_trial_warning(source: Source, student: Spec | None, margin: float | None) -> str | None:
+    """One line when the student would be sized by the rule from a search trial's code.
+
+    A search trains each trial briefly; the right-size rule, read on such a code, cut
+    students 31-35 pp below their teacher (docs/editing.md). ``None`` when a student or a
+    margin is given, or the source is not a trial.
+    """
+    if source.kind != "trial" or student is not None or margin is not None:
+        return None
+    return (
+        f"warning: {source.title} was trained for the search's brief budget "
+        f"({source.config.train.epochs} epochs); a student sized from its code by the right-size "
+        "rule can end far below it (-31 to -35 pp measured, docs/editing.md): pass --margin 4 "
+        "(or --student SPEC), or distil a fully trained run"
+    )
 
 
 def task_metrics_of(model: nn.Module, data: Dataset) -> dict[str, float]:
@@ -498,6 +694,8 @@ def _log(
             "temperature": result.temperature,
             "alpha": result.alpha,
             "hint": result.hint,
+            "transfer": result.transfer,
+            "init": result.init,
             "epochs": result.epochs,
             "seed": result.seed,
         },
