@@ -67,7 +67,7 @@ def test_bad_timeout_on_the_command_line_is_one_line_and_exit_2(
 
 def _check_timed(study: optuna.Study, started: float, timeout: float) -> None:
     trials = study.get_trials(deepcopy=False)
-    assert len(trials) >= 2, "the search ran more than one trial in its time"
+    assert trials, "the search ran a trial in its time"
     deadline = started + timeout
     longest = max(t.user_attrs["wall_seconds"] for t in trials)
     for t in trials:
@@ -79,6 +79,9 @@ def _check_timed(study: optuna.Study, started: float, timeout: float) -> None:
     # The search ends by the deadline plus the trial each worker was running then.
     last_end = max(t.datetime_complete.timestamp() for t in trials)
     assert last_end <= deadline + longest + 2.0
+    # ... and not before it: trials are unbounded, so it went on starting them until then
+    # (however many fit, which depends on the machine's load).
+    assert last_end >= deadline - 1.0
     totals = study_totals(study)
     assert totals["cpu_seconds"] == pytest.approx(sum(t.user_attrs["cpu_seconds"] for t in trials))
     assert totals["wall_seconds"] == pytest.approx(
