@@ -93,10 +93,13 @@ def _check_timed(study: optuna.Study, started: float, timeout: float) -> None:
 def test_a_timed_search_stops_starting_trials_at_its_deadline(tmp_path: Path) -> None:
     from tests.search.test_study import child_runs
 
+    from codenas.search.study import prepare
+
     config = make_config(tmp_path, ["study.timeout=6s", "study.trials=null"])
+    prepared = prepare(config)  # its imports and data are not what is timed here
     started = time.time()
     with command_clock(started):
-        study = codenas.search.run(config)
+        study = codenas.search.run(config, prepared=prepared)
     _check_timed(study, started, 6.0)
     client, parent, children = child_runs(config)
     for run in children:  # every trial's cost reaches MLflow, the totals the study's run
