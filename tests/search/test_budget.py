@@ -91,9 +91,8 @@ def _check_timed(study: optuna.Study, started: float, timeout: float) -> None:
 
 @pytest.mark.slow
 def test_a_timed_search_stops_starting_trials_at_its_deadline(tmp_path: Path) -> None:
-    from tests.search.test_study import child_runs
-
     from codenas.search.study import prepare
+    from tests.search.test_study import child_runs
 
     config = make_config(tmp_path, ["study.timeout=6s", "study.trials=null"])
     prepared = prepare(config)  # its imports and data are not what is timed here
