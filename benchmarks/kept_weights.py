@@ -58,13 +58,22 @@ def run_once(extra: list[str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="a config override for both arms, e.g. train.threads=1 on a machine shared with "
+        "other jobs (several BLAS threads spin on busy cores)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "kept_weights.json")
     args = parser.parse_args(argv)
     rows: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
     for r in range(args.rounds):
         order = list(ARMS) if r % 2 == 0 else list(reversed(ARMS))
         for arm in order:
-            rows[arm].append(run_once(ARMS[arm]))
+            extra = [*ARMS[arm], *(a for o in args.overrides for a in ("--set", o))]
+            rows[arm].append(run_once(extra))
             print(f"round {r} {arm}: {rows[arm][-1]}", file=sys.stderr, flush=True)
     table = {
         arm: {
@@ -83,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "command": "python benchmarks/kept_weights.py " + " ".join(argv or sys.argv[1:]),
         "rounds": args.rounds,
+        "overrides": args.overrides,
         "median": table,
         "kept_over_re_trained": ratio,
         "runs": rows,
