@@ -646,37 +646,23 @@ def task_metrics_of(model: nn.Module, data: Dataset) -> dict[str, float]:
 def _log(
     result: Distilled, source: Source, config: Config, experiment: str | None
 ) -> tuple[str, str]:
-    import yaml
-
-    from codenas.decisions.transfer import dump_spec_file
     from codenas.search.pareto import spec_summary
     from codenas.tracking.editing import log_edit
-    from codenas.tracking.runs import SPEC_TAG
-    from codenas.urls import mask_url
 
     assert source.tracking_uri is not None
-    cfg = config.to_dict()
-    cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
-    cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
-    tags = {
-        **source.links,
-        SPEC_TAG: result.student_spec.to_json(),
-        "codenas.data": source.data.name,
-        "codenas.teacher_spec": result.teacher_spec.to_json(),
-        "codenas.stands_for": json.dumps(result.stands_for),
-        "mlflow.note.content": (
-            f"`codenas distil`: {spec_summary(result.student_spec.to_dict())} distilled from "
-            f"{source.title} ({spec_summary(result.teacher_spec.to_dict())}); distil.txt has "
-            "the summary."
-        ),
-    }
+    tags = source.run_tags(
+        result.student_spec,
+        f"`codenas distil`: {spec_summary(result.student_spec.to_dict())} distilled from "
+        f"{source.title} ({spec_summary(result.teacher_spec.to_dict())}); distil.txt has "
+        "the summary.",
+        **{
+            "codenas.teacher_spec": result.teacher_spec.to_json(),
+            "codenas.stands_for": json.dumps(result.stands_for),
+        },
+    )
     texts = {
-        "config.yaml": yaml.safe_dump(cfg, sort_keys=False),
-        "spec.yaml": dump_spec_file(
-            result.student_spec,
-            source={k.removeprefix("codenas.source_"): v for k, v in source.links.items()},
-            config=config,
-            header=[f"student distilled from {source.title} (codenas distil)"],
+        **source.run_files(
+            result.student_spec, f"student distilled from {source.title} (codenas distil)", config
         ),
         "distil.txt": result.summary() + "\n",
     }

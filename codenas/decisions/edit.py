@@ -740,27 +740,17 @@ def edit(
 def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str]:
     import yaml
 
-    from codenas.decisions.transfer import dump_spec_file
     from codenas.search.pareto import spec_summary
     from codenas.tracking.editing import log_edit
-    from codenas.tracking.runs import SPEC_TAG
-    from codenas.urls import mask_url
 
     assert source.tracking_uri is not None
-    cfg = source.config.to_dict()
-    cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
-    cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
-    tags = {
-        **source.links,
-        SPEC_TAG: source.spec.to_json(),
-        "codenas.data": source.data.name,
-        "codenas.rule": json.dumps(result.rule.to_dict()),
-        "mlflow.note.content": (
-            f"`codenas edit`: rule {result.rule.describe()!r} injected into the head of "
-            f"{source.title} ({spec_summary(source.spec.to_dict())}) by a rank-{result.rank} "
-            "closed-form rewrite. edit.txt has the report."
-        ),
-    }
+    tags = source.run_tags(
+        source.spec,
+        f"`codenas edit`: rule {result.rule.describe()!r} injected into the head of "
+        f"{source.title} ({spec_summary(source.spec.to_dict())}) by a rank-{result.rank} "
+        "closed-form rewrite. edit.txt has the report.",
+        **{"codenas.rule": json.dumps(result.rule.to_dict())},
+    )
     report = {
         "rule": result.rule.to_dict(),
         "rank": result.rank,
@@ -772,12 +762,8 @@ def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str
         "seconds": result.seconds,
     }
     texts = {
-        "config.yaml": yaml.safe_dump(cfg, sort_keys=False),
-        "spec.yaml": dump_spec_file(
-            source.spec,
-            source={k.removeprefix("codenas.source_"): v for k, v in source.links.items()},
-            config=source.config,
-            header=[f"{source.title} edited: {result.rule.describe()} (codenas edit)"],
+        **source.run_files(
+            source.spec, f"{source.title} edited: {result.rule.describe()} (codenas edit)"
         ),
         "edit.txt": result.summary() + "\n",
         "edit.json": json.dumps(report, indent=2),

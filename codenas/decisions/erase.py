@@ -608,30 +608,17 @@ def erase(
 
 
 def _log(result: Erasure, source: Source, experiment: str | None) -> tuple[str, str]:
-    import yaml
-
-    from codenas.decisions.transfer import dump_spec_file
     from codenas.search.pareto import spec_summary
     from codenas.tracking.editing import log_edit
-    from codenas.tracking.runs import SPEC_TAG
-    from codenas.urls import mask_url
 
     assert source.tracking_uri is not None
-    cfg = source.config.to_dict()
-    cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
-    cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
-    tags = {
-        **source.links,
-        SPEC_TAG: source.spec.to_json(),
-        "codenas.data": source.data.name,
-        "codenas.erased_factor": result.factor,
-        "codenas.erased_layer": str(result.layer),
-        "mlflow.note.content": (
-            f"`codenas erase`: factor {result.factor!r} erased ({result.method}) from layer "
-            f"{result.layer} of {source.title} ({spec_summary(source.spec.to_dict())}), "
-            "folded into the next layer's weights. erase.txt has the probe table."
-        ),
-    }
+    tags = source.run_tags(
+        source.spec,
+        f"`codenas erase`: factor {result.factor!r} erased ({result.method}) from layer "
+        f"{result.layer} of {source.title} ({spec_summary(source.spec.to_dict())}), "
+        "folded into the next layer's weights. erase.txt has the probe table.",
+        **{"codenas.erased_factor": result.factor, "codenas.erased_layer": str(result.layer)},
+    )
     report = {
         "factor": result.factor,
         "layer": result.layer,
@@ -644,12 +631,8 @@ def _log(result: Erasure, source: Source, experiment: str | None) -> tuple[str, 
         "probes": [dataclasses.asdict(r) for r in result.probes],
     }
     texts = {
-        "config.yaml": yaml.safe_dump(cfg, sort_keys=False),
-        "spec.yaml": dump_spec_file(
-            source.spec,
-            source={k.removeprefix("codenas.source_"): v for k, v in source.links.items()},
-            config=source.config,
-            header=[f"{source.title} with factor {result.factor!r} erased (codenas erase)"],
+        **source.run_files(
+            source.spec, f"{source.title} with factor {result.factor!r} erased (codenas erase)"
         ),
         "erase.txt": result.summary() + "\n",
         "erase.json": json.dumps(report, indent=2),

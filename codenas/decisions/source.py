@@ -55,6 +55,37 @@ class Source:
     _load: Callable[[], nn.Module]
     _model: Any = None
 
+    def run_tags(self, spec: Spec, note: str, **extra: str) -> dict[str, str]:
+        """The tags of an edit's MLflow run: the links to this network, the edited ``spec``,
+        the data, ``extra``, and the run's description ``note``."""
+        from codenas.tracking.runs import SPEC_TAG
+
+        return {
+            **self.links,
+            SPEC_TAG: spec.to_json(),
+            "codenas.data": self.data.name,
+            **extra,
+            "mlflow.note.content": note,
+        }
+
+    def run_files(self, spec: Spec, header: str, config: Config | None = None) -> dict[str, str]:
+        """``config.yaml`` (URLs masked) and ``spec.yaml`` (linked to this network) of an
+        edit's run, for the edited ``spec``."""
+        import yaml
+
+        from codenas.decisions.transfer import dump_spec_file, masked_config
+
+        config = config if config is not None else self.config
+        return {
+            "config.yaml": yaml.safe_dump(masked_config(config), sort_keys=False),
+            "spec.yaml": dump_spec_file(
+                spec,
+                source={k.removeprefix("codenas.source_"): v for k, v in self.links.items()},
+                config=config,
+                header=[header],
+            ),
+        }
+
     def model(self) -> nn.Module:
         """The trained module on the CPU, in eval mode (trained or loaded on first call)."""
         if self._model is None:

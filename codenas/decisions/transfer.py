@@ -319,15 +319,22 @@ def train(
     return trained
 
 
-def _log(trained: Trained, data: Dataset, seed: int, source: dict[str, Any]) -> tuple[str, str]:
-    from codenas.search.pareto import spec_summary
-    from codenas.tracking import mask_url
-    from codenas.tracking.runs import ROLE_TAG, SPEC_TAG, log_trained
+def masked_config(config: Config) -> dict[str, Any]:
+    """``config`` as plain data with its tracking URI and storage URL masked (passwords)."""
+    from codenas.urls import mask_url
 
-    config = trained.config
     cfg = config.to_dict()
     cfg["tracking"]["uri"] = mask_url(cfg["tracking"]["uri"])
     cfg["study"]["storage"] = mask_url(cfg["study"]["storage"])
+    return cfg
+
+
+def _log(trained: Trained, data: Dataset, seed: int, source: dict[str, Any]) -> tuple[str, str]:
+    from codenas.search.pareto import spec_summary
+    from codenas.tracking.runs import ROLE_TAG, SPEC_TAG, log_trained
+
+    config = trained.config
+    cfg = masked_config(config)
     tags = {
         ROLE_TAG: "train",
         SPEC_TAG: trained.spec.to_json(),
