@@ -590,6 +590,29 @@ def figure(result: Mapping[str, Any], path: Path) -> None:
     fig.savefig(path)
 
 
+def markdown(result: Mapping[str, Any]) -> str:
+    """The README's table: per task and arm, mean HV at 1/3 and all of TPE's 60-trial CPU,
+    the paired difference to TPE at 1/3 with its 95% CI, CPU to reach TPE's 60-trial HV."""
+    lines = [
+        "| task | arm | HV @ 1/3 CPU | HV @ 1x CPU | paired HV diff vs TPE @ 1/3 [95% CI] "
+        "| CPU to reach TPE's 60-trial HV (median [CI], x TPE's) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, by_arm in result["table"].items():
+        role = "dev" if task in DEV_TASKS else "held out"
+        for arm, row in by_arm.items():
+            third = row[str(DECISION_POINT)]
+            diff = third["diff_vs_tpe"]
+            reach = row["cpu_to_reach_tpe_60"]["median_ci"]
+            reach_text = "-" if not reach else "{:.2g} [{:.2g}, {:.2g}]".format(*reach)
+            diff_text = "-" if arm == "tpe" else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*diff)
+            lines.append(
+                f"| {task} ({role}) | {arm} | {third['hv_mean']:.3f} | "
+                f"{row['1.0']['hv_mean']:.3f} | {diff_text} | {reach_text} |"
+            )
+    return "\n".join(lines).replace("inf", "never")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=[*DEV_TASKS, *HELD_OUT_TASKS])
@@ -604,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.combine:
         merged = combine(args.combine, args.out)
+        print(markdown(merged))
         print(json.dumps(merged["verdicts"], indent=1))
         return 0
     import optuna
