@@ -169,6 +169,12 @@ def prepare(
     stale = StaleTrialHandler(config.study.retries)
     storage = storage_for(config, stale)
     study, created = open_study(config, storage)
+    if created:  # a study created anew under an old name: the weights there are not its own
+        from codenas.search.weights import study_store
+
+        store = study_store(config, config.study.name)
+        if store is not None and not store.keep_all:
+            store.reset()
     tracker = make_tracker(config, study, created=created, name=tracker_name)
     if tracker is not None:
         # A dead worker's trial, failed by the heartbeat of any process, ends its run too.
@@ -267,8 +273,6 @@ def run(
         study.enqueue_trial(dict(params), skip_if_exists=True)
     objective = Objective(config, data, space, evaluator, tracker)
     store = objective.weights
-    if store is not None and prepared.created and not store.keep_all:
-        store.reset()  # a study created anew under an old name: its weights are not these
 
     bar = None
     if progress:
