@@ -103,3 +103,35 @@ def stored_trial(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
         if frozen.number == trial.number:
             return frozen
     raise LookupError(f"trial {trial.number} is not running")
+
+
+class StudyView:
+    """A study whose trials, as a sampler reads them, leave some out: what a base sampler
+    models (the code sampler keeps its move children, whose recorded ``depth``/``width``/
+    ``shape`` do not describe the widths they were built with, out of TPE's model).
+
+    Everything else is the study's own. Optuna's samplers read trials through the private
+    ``Study._get_trials`` (with its per-thread cache), which is why this lives here.
+    """
+
+    def __init__(self, study: Any, keep: Any) -> None:
+        self._study = study
+        self._keep = keep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(
+        self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
+    ) -> list[Any]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        return [t for t in trials if self._keep(t)]
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return [
+            t for t in self._study.get_trials(deepcopy=deepcopy, states=states) if self._keep(t)
+        ]
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.get_trials()

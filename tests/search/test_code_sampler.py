@@ -489,3 +489,30 @@ def test_the_warm_start_scores_a_cnn_with_per_position_codes_as_trials_do() -> N
         compute_metrics(["naswot"], captured.units, codes=captured.codes)["naswot"]
     )
     assert score != pytest.approx(naswot_channel_mean(captured.units))
+
+
+def test_the_base_sampler_models_no_move_child(tmp_path: Path) -> None:
+    """A move's child records its parent's depth/width/shape but is built with other widths:
+    TPE inside the code sampler must not model it as if those parameters had been trained."""
+    from codenas.search._optuna_private import StudyView
+    from codenas.search.samplers.code import CodeSampler
+
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'o.db'}", directions=["maximize", "minimize"]
+    )
+    for rule in (None, "warm_start", "shrink", "widen", None):
+        trial = study.ask()
+        trial.suggest_int("depth", 1, 3)
+        if rule is not None:
+            trial.set_user_attr("code.rule", rule)
+        study.tell(trial, [0.5, 10.0])
+    view = CodeSampler._modelled(study)
+    assert isinstance(view, StudyView)
+    assert [t.number for t in view.get_trials(deepcopy=False)] == [0, 1, 4]
+    assert [t.number for t in view._get_trials(deepcopy=False, use_cache=True)] == [0, 1, 4]
+    assert view.directions == study.directions and len(study.trials) == 5
+    # and the base sampler samples from that view without complaint
+    sampler = CodeSampler(optuna.samplers.TPESampler(seed=0, n_startup_trials=1), seed=0)
+    study.sampler = sampler
+    study.optimize(lambda t: (t.suggest_int("depth", 1, 3) / 3, 1.0), n_trials=2)
+    assert len(study.trials) == 7

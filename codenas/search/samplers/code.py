@@ -52,7 +52,12 @@ from codenas.neuralcode import (
     select_spread,
     usage_from_attr,
 )
-from codenas.search._optuna_private import best_trials, queued_params, set_trial_user_attrs
+from codenas.search._optuna_private import (
+    StudyView,
+    best_trials,
+    queued_params,
+    set_trial_user_attrs,
+)
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -239,14 +244,14 @@ class CodeSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
+        return self._base.infer_relative_search_space(self._modelled(study), trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         if PARAMS_ATTR in trial.user_attrs:
             return {}  # a decided trial: its parameters come from sample_independent
-        return self._base.sample_relative(study, trial, search_space)
+        return self._base.sample_relative(self._modelled(study), trial, search_space)
 
     def sample_independent(
         self,
@@ -260,7 +265,16 @@ class CodeSampler(BaseSampler):
             value = _fit(fixed[param_name], param_distribution)
             if value is not None:
                 return value
-        return self._base.sample_independent(study, trial, param_name, param_distribution)
+        return self._base.sample_independent(
+            self._modelled(study), trial, param_name, param_distribution
+        )
+
+    @staticmethod
+    def _modelled(study: Study) -> Study:
+        """The study as the base sampler models it: without the move children, whose recorded
+        ``depth``/``width``/``shape`` (the parent's, clipped) are not the widths they were built
+        with; warm-start and base-sampler trials are built from their parameters."""
+        return StudyView(study, _built_from_params)  # type: ignore[return-value]
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
@@ -455,6 +469,11 @@ class CodeSampler(BaseSampler):
                 return None
             params[self.width_param] = clipped
         return params
+
+
+def _built_from_params(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` was built from its recorded parameters (not a move's child)."""
+    return trial.user_attrs.get(RULE_ATTR) not in rules.RULES
 
 
 def _fit(value: Any, dist: BaseDistribution) -> Any:
