@@ -7,7 +7,14 @@ deepen; :func:`plan_layers`), and Pareto ranking and dominance on arrays (moocor
 below ``search/`` and ``decisions/`` and imports neither Optuna nor MLflow.
 """
 
-from codenas.neuralcode.pareto import dominates, domination_counts, pareto_ranks, select_spread
+from codenas.neuralcode.pareto import (
+    crowding_distance,
+    dominates,
+    domination_counts,
+    pareto_order,
+    pareto_ranks,
+    select_spread,
+)
 from codenas.neuralcode.rules import (
     DEFAULT_CKA_THRESHOLD,
     DEFAULT_GROW_FACTOR,
@@ -33,10 +40,12 @@ __all__ = [
     "LayerPlan",
     "LayerUsage",
     "Move",
+    "crowding_distance",
     "deepen",
     "dominates",
     "domination_counts",
     "drop",
+    "pareto_order",
     "pareto_ranks",
     "plan_layers",
     "select_spread",

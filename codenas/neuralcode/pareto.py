@@ -8,6 +8,7 @@ moocore's (:func:`moocore.pareto_rank`, Deb et al. 2002's fronts; equal points s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,3 +66,38 @@ def select_spread(scores: Sequence[Sequence[float]], k: int) -> list[int]:
             picks = np.unique(np.round(np.linspace(0, len(front) - 1, need)).astype(int))
             chosen.extend(front[int(p)] for p in picks)
     return chosen[:k]
+
+
+def crowding_distance(points: ArrayLike) -> NDArray[np.float64]:
+    """NSGA-II's crowding distance of each row of ``points`` (one front), ``(n, m)`` -> ``(n,)``.
+
+    Per objective the rows are sorted (ties by row order); the two ends get infinity, each
+    other row the gap between its neighbours divided by the objective's range, summed over the
+    objectives. An objective with no range adds nothing.
+    """
+    pts = np.asarray(points, dtype=float)
+    n, m = pts.shape
+    out = np.zeros(n)
+    if n <= 2:
+        out[:] = math.inf
+        return out
+    for j in range(m):
+        order = np.argsort(pts[:, j], kind="stable")
+        col = pts[order, j]
+        span = col[-1] - col[0]
+        out[order[0]] = out[order[-1]] = math.inf
+        if span > 0:
+            out[order[1:-1]] += (col[2:] - col[:-2]) / span
+    return out
+
+
+def pareto_order(points: ArrayLike, *, maximise: bool | Sequence[bool] = False) -> list[int]:
+    """Row indices best first: by Pareto rank, then crowding distance within the rank (larger
+    first: a front's ends and isolated points), then row position."""
+    pts = np.asarray(points, dtype=float)
+    ranks = pareto_ranks(pts, maximise=maximise)
+    crowding = np.zeros(len(pts))
+    for r in np.unique(ranks):
+        members = np.flatnonzero(ranks == r)
+        crowding[members] = crowding_distance(pts[members])
+    return sorted(range(len(pts)), key=lambda i: (ranks[i], -crowding[i], i))

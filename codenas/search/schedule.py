@@ -51,6 +51,10 @@ from codenas.config.objectives import (  # noqa: F401  (re-exported: part of thi
     RUN_AT_CHECKPOINT,
     check_checkpoint_metric,
 )
+from codenas.neuralcode.pareto import (  # noqa: F401  (crowding_distance: re-exported)
+    crowding_distance,
+    pareto_order,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -144,28 +148,6 @@ def check_schedule(
 # ----------------------------------------------------------------------------- the rule
 
 
-def crowding_distance(points: np.ndarray) -> np.ndarray:
-    """NSGA-II's crowding distance of each row of ``points`` (one front), ``(n, m)`` -> ``(n,)``.
-
-    Per objective the rows are sorted (ties by row order); the two ends get infinity, each
-    other row the gap between its neighbours divided by the objective's range, summed over the
-    objectives. An objective with no range adds nothing.
-    """
-    n, m = points.shape
-    out = np.zeros(n)
-    if n <= 2:
-        out[:] = math.inf
-        return out
-    for j in range(m):
-        order = np.argsort(points[:, j], kind="stable")
-        col = points[order, j]
-        span = col[-1] - col[0]
-        out[order[0]] = out[order[-1]] = math.inf
-        if span > 0:
-            out[order[1:-1]] += (col[2:] - col[:-2]) / span
-    return out
-
-
 def order_at_rung(rows: Mapping[int, Sequence[float]]) -> list[int]:
     """The trials of one rung, best first (see the module docstring, step 3).
 
@@ -176,21 +158,14 @@ def order_at_rung(rows: Mapping[int, Sequence[float]]) -> list[int]:
         The trial numbers: by Pareto rank, then crowding distance (larger first) within the
         rank, then trial number; trials with a NaN value last, by trial number.
     """
-    import moocore
-
     numbers = sorted(rows)
     finite = [t for t in numbers if all(math.isfinite(v) for v in rows[t])]
     rest = [t for t in numbers if t not in set(finite)]
     if not finite:
         return rest
     points = np.array([rows[t] for t in finite], dtype=float)
-    ranks = moocore.pareto_rank(points, maximise=True)
-    crowding = np.zeros(len(finite))
-    for r in np.unique(ranks):
-        members = np.flatnonzero(ranks == r)
-        crowding[members] = crowding_distance(points[members])
-    keyed = sorted(range(len(finite)), key=lambda i: (ranks[i], -crowding[i], finite[i]))
-    return [finite[i] for i in keyed] + rest
+    # finite is sorted by trial number, so pareto_order's last key (position) is the number
+    return [finite[i] for i in pareto_order(points, maximise=True)] + rest
 
 
 @dataclasses.dataclass(frozen=True)
