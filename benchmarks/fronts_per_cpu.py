@@ -43,8 +43,10 @@ Protocol (fixed before any run; the decision rule below was written before the r
 
 Caches (``--cache``, default ``/tmp/codenas-fronts``): one SQLite file per study, its per-trial
 CPU times beside it, one JSON file per (spec, data seed, truth seed) full training: a rerun
-only does what is missing. Writes ``benchmarks/results/fronts_per_cpu.json`` and
-``fronts_per_cpu.png``.
+only does what is missing. The full trainings are committed
+(``results/cache/fronts_per_cpu_truth.jsonl.gz``, ``--export-truth``): on a fresh machine a
+rerun trains only what they lack (the studies themselves are cheap to rerun). Writes
+``benchmarks/results/fronts_per_cpu.json`` and ``fronts_per_cpu.png``.
 
     PYTHONPATH=$PWD nice -n 10 python benchmarks/fronts_per_cpu.py
     PYTHONPATH=$PWD python benchmarks/fronts_per_cpu.py --tasks parity --seeds 0 1 \
@@ -68,6 +70,7 @@ import yaml
 from _machine import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TRUTH_CACHE = RESULTS / "cache" / "fronts_per_cpu_truth.jsonl.gz"
 
 _MLP_SPACE = {
     "name": "mlp",
@@ -369,6 +372,7 @@ class Truth:
         self.seeds = range(seeds)
         self.dir = cache / "full" / f"{task}-s{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.committed = committed_truth().get(self.dir.name, {})
         regression = self.data.task != "classification"
         self.metric = "test_r2" if regression else "test_accuracy"
 
@@ -383,6 +387,9 @@ class Truth:
         path = self.dir / f"{key}.json"
         if path.exists():
             return json.loads(path.read_text())
+        if key in self.committed:  # the committed truth cache: a fresh machine resumes from it
+            path.write_text(json.dumps(self.committed[key]))
+            return self.committed[key]
         record = train_one(
             self.evaluator,
             spec_from_dict(spec),
@@ -404,6 +411,39 @@ class Truth:
         """(full trainings that stopped at the epoch cap, all full trainings) so far."""
         records = [json.loads(p.read_text()) for p in self.dir.glob("*.json")]
         return sum(int(r["epochs"] >= self.full) for r in records), len(records)
+
+
+_COMMITTED: dict[str, dict[str, Any]] | None = None
+
+
+def committed_truth() -> dict[str, dict[str, Any]]:
+    """The committed truth cache: ``{"<task>-s<seed>": {key: record}}``."""
+    import gzip
+
+    global _COMMITTED
+    if _COMMITTED is None:
+        _COMMITTED = {}
+        if TRUTH_CACHE.exists():
+            with gzip.open(TRUTH_CACHE, "rt") as f:
+                for line in f:
+                    row = json.loads(line)
+                    _COMMITTED.setdefault(row["dir"], {})[row["key"]] = row["record"]
+    return _COMMITTED
+
+
+def export_truth(cache: Path) -> int:
+    """Write every full training under ``cache`` (with the committed ones) to the committed
+    truth cache; return how many records it holds."""
+    import gzip
+
+    rows = {(d, k): r for d, by_key in committed_truth().items() for k, r in by_key.items()}
+    for path in sorted((cache / "full").glob("*/*.json")):
+        rows[(path.parent.name, path.stem)] = json.loads(path.read_text())
+    TRUTH_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(TRUTH_CACHE, "wt") as f:
+        for (d, k), record in sorted(rows.items()):
+            f.write(json.dumps({"dir": d, "key": k, "record": record}) + "\n")
+    return len(rows)
 
 
 def reference(truth: Truth) -> tuple[float, float]:
@@ -624,7 +664,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/codenas-fronts"))
     parser.add_argument("--out", type=Path, default=RESULTS / "fronts_per_cpu.json")
     parser.add_argument("--combine", nargs="+", type=Path, help="merge results files into --out")
+    parser.add_argument(
+        "--export-truth",
+        action="store_true",
+        help="write --cache's full trainings to the "
+        "committed truth cache (results/cache/fronts_per_cpu_truth.jsonl.gz) and stop",
+    )
     args = parser.parse_args(argv)
+    if args.export_truth:
+        print(f"{export_truth(args.cache)} full trainings in {TRUTH_CACHE}")
+        return 0
     if args.combine:
         merged = combine(args.combine, args.out)
         print(markdown(merged))
