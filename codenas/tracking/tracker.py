@@ -251,6 +251,19 @@ class MlflowTracker:
             tags["codenas.reason"] = str(attrs[code_sampler.REASON_ATTR])[:5000]
         return tags
 
+    def _logged_run(self, number: int) -> Any:
+        """The run of trial ``number`` in MLflow, found by its tags (``None``: none)."""
+        runs = list(
+            search_all_runs(
+                self.client,
+                [self.experiment_id],
+                f"tags.`codenas.study` = {quote(self.study.study_name)} "
+                f"and tags.`codenas.trial_number` = '{number}'",
+                page_size=self.page_size,
+            )
+        )
+        return runs[0] if runs else None
+
     def _run_of_trial(self, number: int) -> str | None:
         try:
             trial = self.study.get_trials(deepcopy=False)[number]
@@ -460,8 +473,18 @@ class MlflowTracker:
         fixed = 0
         # A trial interrupted or killed before its run was opened has none yet: open it, so
         # every trial has exactly one run (it is then ended below like the others).
+        # A run opened just before an interrupt, whose id never reached the trial, is found by
+        # its tags first (another worker's reconcile must not open a second one).
+        by_number = {r.data.tags.get("codenas.trial_number"): r for r in running}
         for trial in list(trials.values()):
             if trial.state.is_finished() and self._run_id(trial) is None:
+                found = by_number.get(str(trial.number)) or self._logged_run(trial.number)
+                if found is not None:
+                    self._runs[trial.number] = found.info.run_id
+                    trials[found.info.run_id] = trial
+                    if found.info.status == "RUNNING" and found not in running:
+                        running.append(found)
+                    continue
                 run_id = self._open_run(trial.number, str(trial.user_attrs.get("worker", "?")))
                 trials[run_id] = trial
                 running.append(self.client.get_run(run_id))

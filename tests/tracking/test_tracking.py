@@ -137,6 +137,34 @@ def test_reconcile_opens_and_ends_the_run_of_a_trial_that_never_had_one(tmp_path
     assert tracker.reconcile() == 0  # idempotent
 
 
+def test_reconcile_ends_a_run_whose_id_never_reached_its_trial_and_opens_no_second(
+    tmp_path,
+) -> None:
+    """An interrupt between opening a trial's run and recording its id on the trial: another
+    worker's reconcile finds the run by its tags instead of opening a second one."""
+    import optuna
+
+    from codenas.search.storage import open_study
+    from codenas.tracking import MlflowTracker
+
+    config = make_config(tmp_path, ["study.trials=1"])
+    study, created = open_study(config)
+    first = MlflowTracker(config, study, created=created)
+    trial = study.ask()
+    first._open_run(trial.number, "w0")  # opened; the trial never got its id
+    trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    other = MlflowTracker(config, study, created=False)  # another worker, its own memory
+    other.reconcile()
+    client = MlflowClient(config.tracking.uri)
+    runs = client.search_runs(
+        [other.experiment_id], f"tags.mlflow.parentRunId = '{other.parent_run_id}'"
+    )
+    assert len(runs) == 1
+    assert runs[0].info.status == "KILLED"
+    assert runs[0].data.tags["codenas.fail_reason"] == "interrupted (Ctrl-C or SIGTERM)"
+
+
 def test_params_reach_the_run_in_its_first_batch_also_when_the_trial_never_completes(
     tmp_path,
 ) -> None:
