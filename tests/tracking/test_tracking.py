@@ -150,12 +150,12 @@ def test_reconcile_ends_a_run_whose_id_never_reached_its_trial_and_opens_no_seco
     config = make_config(tmp_path, ["study.trials=1"])
     study, created = open_study(config)
     first = MlflowTracker(config, study, created=created)
+    other = MlflowTracker(config, study, created=False)  # another worker, started already
     trial = study.ask()
     first._open_run(trial.number, "w0")  # opened; the trial never got its id
     trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    other = MlflowTracker(config, study, created=False)  # another worker, its own memory
-    other.reconcile()
+    other.reconcile()  # at its end of search
     client = MlflowClient(config.tracking.uri)
     runs = client.search_runs(
         [other.experiment_id], f"tags.mlflow.parentRunId = '{other.parent_run_id}'"
