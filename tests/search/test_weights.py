@@ -43,6 +43,22 @@ def test_weights_are_kept_for_the_front_only_and_load_back_exactly(tmp_path: Pat
     assert store.disk_bytes() == 0 and store.load(trials[0].user_attrs) is None
 
 
+def test_two_workers_pruning_the_same_front_remove_each_file_once(tmp_path: Path) -> None:
+    # Workers share one store directory; each prunes after its own trials. A worker whose view
+    # of the trials is older than the files (another removed them) must shrug, not fail the
+    # trial: the removal itself is the check, so there is no window between a check and it.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    first, second = WeightStore(tmp_path / "w"), WeightStore(tmp_path / "w")
+    for values in [(0.9, 10), (0.8, 20), (0.7, 30)]:
+        trial = study.ask()
+        first.save(trial, build_model(MLPSpec(input_shape=(4,), n_outputs=2, widths=(3,))))
+        study.tell(trial, values)
+    trials = study.get_trials(deepcopy=False)
+    assert first.prune(trials, keep={0}) == 2
+    assert second.prune(trials, keep={0}) == 0
+    assert second.load(trials[0].user_attrs) is not None
+
+
 def test_the_inheritance_store_keeps_every_trial(tmp_path: Path) -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     store = WeightStore(tmp_path / "w", keep_all=True)
