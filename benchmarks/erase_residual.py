@@ -127,7 +127,10 @@ def _run_seed(seed: int) -> list[dict[str, Any]]:
     spec = MLPSpec(input_shape=(16,), n_outputs=5, widths=(64, 32), activation="relu")
     model = train_student(spec, data, config.train, seed=seed).model
     j = data.factor_names.index("f1")
-    h = {k: outputs(model, getattr(data, k).x)[0][1].astype(np.float64) for k in ("train", "val", "test")}
+    h = {
+        k: outputs(model, getattr(data, k).x)[0][1].astype(np.float64)
+        for k in ("train", "val", "test")
+    }
     z = {k: getattr(data, k).factors[:, j].numpy() for k in ("train", "val", "test")}
     leace = _fit(h["train"], z["train"])
     white, _ = _whitening(leace(h["train"]))
@@ -136,16 +139,22 @@ def _run_seed(seed: int) -> list[dict[str, Any]]:
         "none": None,
         "leace": leace,
         "leace-fresh": _fit(h["val"], z["val"]),
-        "leace-pooled": _fit(np.vstack([h["train"], h["val"]]), np.concatenate([z["train"], z["val"]])),
+        "leace-pooled": _fit(
+            np.vstack([h["train"], h["val"]]), np.concatenate([z["train"], z["val"]])
+        ),
         "inlp": _inlp(leace, h["train"], z["train"], seed),
         **{f"quadratic-{r}": _quadratic(leace, h["train"], z["train"], r) for r in QUADRATIC_RANKS},
     }
     rows = []
     for name, eraser in erasers.items():
+
         def erased(split: str, e: Any = eraser) -> np.ndarray:
             return h[split] if e is None else e(h[split])
 
-        val, test = probe_scores_cv(erased("val"), z["val"]), probe_scores_cv(erased("test"), z["test"])
+        val, test = (
+            probe_scores_cv(erased("val"), z["val"]),
+            probe_scores_cv(erased("test"), z["test"]),
+        )
         quad = probe_scores_cv(((erased("val") - centre) @ white) ** 2, z["val"])
         task = task_metrics(model if eraser is None else fold_eraser(model, spec, 1, eraser), data)
         fresh_fit = name in ("leace-fresh", "leace-pooled")  # fitted on val rows: judge on test
@@ -176,8 +185,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
     names = list(dict.fromkeys(r["eraser"] for r in rows))
     lines = [
-        "| eraser | directions | linear probe over constant, val / test (pp) | log-loss gain, val (nats) "
-        "| quadratic probe over constant, val (pp) | task accuracy val / test (%) |",
+        "| eraser | directions | linear probe over constant, val / test (pp) "
+        "| log-loss gain, val (nats) | quadratic probe over constant, val (pp) "
+        "| task accuracy val / test (%) |",
         "|---|---|---|---|---|---|",
     ]
     for name in names:
@@ -189,7 +199,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {name} | {'-'.join(map(str, (dirs[0], dirs[-1]))) if len(dirs) > 1 else dirs[0]} "
             f"| {cell(name, 'linear_excess_val')} / {cell(name, 'linear_excess_test')} "
-            f"| {cell(name, 'log_loss_gain_val', 1.0)} | {cell(name, 'quadratic_excess_val')} | {task} |"
+            f"| {cell(name, 'log_loss_gain_val', 1.0)} "
+            f"| {cell(name, 'quadratic_excess_val')} | {task} |"
         )
     return "\n".join(lines)
 

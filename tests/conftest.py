@@ -67,6 +67,13 @@ def _git_status() -> set[str] | None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_STATUS_KEY] = _git_status()
+    # A cache of this session's own (codenas.cache: datasets, MLflow's empty database), so
+    # that every run of the suite starts as a fresh machine does, whatever ~/.cache holds.
+    import os
+    import tempfile
+
+    if "CODENAS_CACHE_DIR" not in os.environ:
+        os.environ["CODENAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="codenas-test-cache-")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -158,6 +158,7 @@ class DatasetEntry:
     config_model: type[DataConfig]
     summary: str
     factors: bool | None = False  # known factors: True, False, or None when the data decides
+    cacheable: bool = False  # the loader is a function of its config alone (codenas.data.cache)
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -169,19 +170,30 @@ def register_dataset(
     config_model: type[DataConfig] = DataConfig,
     summary: str,
     factors: bool | None = False,
+    cacheable: bool = False,
 ) -> Callable[[Callable[[DataConfig], Dataset]], Callable[[DataConfig], Dataset]]:
-    """Decorator registering ``loader(config) -> Dataset`` under ``name``."""
+    """Decorator registering ``loader(config) -> Dataset`` under ``name``.
+
+    ``cacheable``: the loader's result depends on its config and code alone (no file that can
+    change, no download), so it may be kept in the machine's cache (:mod:`codenas.data.cache`).
+    """
 
     def decorator(loader: Callable[[DataConfig], Dataset]) -> Callable[[DataConfig], Dataset]:
-        DATASETS.add(name, DatasetEntry(name, loader, config_model, summary, factors))
+        DATASETS.add(name, DatasetEntry(name, loader, config_model, summary, factors, cacheable))
         return loader
 
     return decorator
 
 
 def load_dataset(config: DataConfig) -> Dataset:
-    """Load, split and standardise the dataset ``config.name``."""
-    return DATASETS.get(config.name).loader(config)
+    """Load, split and standardise the dataset ``config.name`` (from the machine's cache for
+    a dataset registered ``cacheable``: :mod:`codenas.data.cache`)."""
+    entry = DATASETS.get(config.name)
+    if entry.cacheable:
+        from codenas.data.cache import load_cached
+
+        return load_cached(config.name, config, entry.loader)
+    return entry.loader(config)
 
 
 def split_indices(

@@ -116,6 +116,7 @@ def generate_factors(config: FactorsConfig) -> tuple[NDArray[np.float64], NDArra
     config_model=FactorsConfig,
     summary="tabular: k independent discrete factors mixed into D features by a random net",
     factors=True,
+    cacheable=True,
 )
 def load_factors(config: DataConfig) -> Dataset:
     """Generate the features and split them; the task is one factor, a combination, or all."""

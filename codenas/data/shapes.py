@@ -258,6 +258,7 @@ def _write_cache(path: Path, key: dict[str, Any], images: np.ndarray, levels: np
     config_model=ShapesConfig,
     summary="procedural dSprites-like sprites (shape, scale, orientation, x, y), 32 or 64 px",
     factors=True,
+    cacheable=True,
 )
 def load_shapes(config: DataConfig) -> Dataset:
     """Generate (or read from ``data.cache``) the sprites and split them."""

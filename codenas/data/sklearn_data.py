@@ -16,7 +16,9 @@ from codenas.data.base import (
 
 
 @register_dataset(
-    "digits", summary="scikit-learn's 1,797 real 8x8 handwritten digits, 10 classes (bundled)"
+    "digits",
+    summary="scikit-learn's 1,797 real 8x8 handwritten digits, 10 classes (bundled)",
+    cacheable=True,
 )
 def load_digits(config: DataConfig) -> Dataset:
     """scikit-learn's digits as ``(1, 8, 8)`` images, standardised per channel on train."""
@@ -43,7 +45,9 @@ def _table(
 
 
 @register_dataset(
-    "iris", summary="scikit-learn's iris: 150 flowers, 4 measurements, 3 species (bundled)"
+    "iris",
+    summary="scikit-learn's iris: 150 flowers, 4 measurements, 3 species (bundled)",
+    cacheable=True,
 )
 def load_iris(config: DataConfig) -> Dataset:
     """Fisher's iris: ``(150, 4)`` features, 3 classes."""
@@ -51,7 +55,9 @@ def load_iris(config: DataConfig) -> Dataset:
 
 
 @register_dataset(
-    "wine", summary="scikit-learn's wine: 178 wines, 13 chemical features, 3 cultivars (bundled)"
+    "wine",
+    summary="scikit-learn's wine: 178 wines, 13 chemical features, 3 cultivars (bundled)",
+    cacheable=True,
 )
 def load_wine(config: DataConfig) -> Dataset:
     """UCI wine recognition: ``(178, 13)`` features, 3 classes."""
@@ -61,6 +67,7 @@ def load_wine(config: DataConfig) -> Dataset:
 @register_dataset(
     "breast_cancer",
     summary="scikit-learn's breast cancer: 569 tumours, 30 features, benign/malignant (bundled)",
+    cacheable=True,
 )
 def load_breast_cancer(config: DataConfig) -> Dataset:
     """Wisconsin diagnostic breast cancer: ``(569, 30)`` features, 2 classes."""
@@ -75,6 +82,7 @@ def load_breast_cancer(config: DataConfig) -> Dataset:
 @register_dataset(
     "diabetes",
     summary="scikit-learn's diabetes: 442 patients, 10 features, disease progression (regression)",
+    cacheable=True,
 )
 def load_diabetes(config: DataConfig) -> Dataset:
     """Diabetes progression after one year: ``(442, 10)`` features, one real target."""

@@ -98,6 +98,7 @@ def generate_parity(config: ParityConfig) -> tuple[NDArray[np.float64], NDArray[
     "parity",
     config_model=ParityConfig,
     summary="tabular: 2 parities of latent sign bits, rotated into features (needs depth)",
+    cacheable=True,
 )
 def load_parity(config: DataConfig) -> Dataset:
     assert isinstance(config, ParityConfig)
@@ -160,6 +161,7 @@ def generate_teacher(config: TeacherConfig) -> tuple[NDArray[np.float64], NDArra
     "teacher",
     config_model=TeacherConfig,
     summary="tabular: classes of a wide random-Fourier teacher network (needs width)",
+    cacheable=True,
 )
 def load_teacher(config: DataConfig) -> Dataset:
     assert isinstance(config, TeacherConfig)
@@ -214,6 +216,7 @@ def generate_spiral(config: SpiralConfig) -> tuple[NDArray[np.float64], NDArray[
     "spiral",
     config_model=SpiralConfig,
     summary="tabular: interleaved spiral arms on a random plane of many features (rank 2)",
+    cacheable=True,
 )
 def load_spiral(config: DataConfig) -> Dataset:
     assert isinstance(config, SpiralConfig)
@@ -274,6 +277,7 @@ def generate_bars(config: BarsConfig) -> tuple[NDArray[np.float32], NDArray[np.i
     "bars",
     config_model=BarsConfig,
     summary="images: count the long vertical bars among short and horizontal ones",
+    cacheable=True,
 )
 def load_bars(config: DataConfig) -> Dataset:
     assert isinstance(config, BarsConfig)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
 N_BINS = 20
@@ -72,6 +71,8 @@ def discrete_entropy(values: ArrayLike) -> Any:
         A float for 1-D input, else an ``(n_variables,)`` float64 array; each in
         ``[0, ln K]`` for K distinct values, 0 for a constant variable.
     """
+    import scipy.stats  # here, not at import: scipy.stats costs ~0.5 s in front of every command
+
     arr = np.asarray(values)
     if arr.ndim == 1:
         return float(scipy.stats.entropy(np.unique(arr, return_counts=True)[1]))

@@ -15,6 +15,7 @@ from codenas.search.budget import Budget  # noqa: F401  (its home until 0.3)
 from codenas.search.samplers.code import LAYERS_ATTR
 from codenas.search.samplers.driver import inheritance_of
 from codenas.search.storage import worker_id
+from codenas.search.tracker import TrackerStartFailed
 from codenas.search.weights import study_store
 from codenas.spaces import Space, Spec
 from codenas.training.runtime import trial_seed
@@ -160,11 +161,15 @@ class Objective:
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
             raise
-        except TrackingUnavailable as err:
-            trial.set_user_attr("fail_reason", f"TrackingUnavailable: {err}"[:2000])
+        except (TrackingUnavailable, TrackerStartFailed) as err:
+            # The tracker's backend is gone, or it never opened (a tracker opened in the
+            # background raises what it met here): the search stops with that error.
+            fatal = err.error if isinstance(err, TrackerStartFailed) else err
+            reason = f"{type(fatal).__name__}: {fatal}"
+            trial.set_user_attr("fail_reason", reason[:2000])
             if self.tracker is not None:
                 self.tracker.down = True
-            self.fatal = err
+            self.fatal = fatal
             trial.study.stop()
             raise
         except Exception as err:

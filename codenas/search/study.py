@@ -29,7 +29,12 @@ from codenas.search import interrupts
 from codenas.search.budget import Budget, deadline_for
 from codenas.search.objective import Objective
 from codenas.search.storage import load_study
-from codenas.search.tracker import DEFAULT_TRACKER, Tracker
+from codenas.search.tracker import (
+    DEFAULT_TRACKER,
+    DeferredTracker,
+    Tracker,
+    TrackerStartFailed,
+)
 from codenas.training.runtime import default_threads, set_threads
 
 if TYPE_CHECKING:
@@ -148,9 +153,13 @@ def prepare(
     *,
     source: str = "config",
     tracker_name: str = DEFAULT_TRACKER,
+    defer_tracker: bool = False,
 ) -> Preparation:
     """Check ``config`` (:func:`check_config`, :func:`check_data`), then open its storage,
     load its data, open or create its study and make its tracker, each once.
+
+    ``defer_tracker``: open the tracker on a thread beside what follows (the first trial's
+    training; :class:`codenas.search.tracker.DeferredTracker`).
 
     Raises:
         CodenasError: a bad config, dataset or storage; nothing is written (no storage file,
@@ -175,7 +184,9 @@ def prepare(
         store = study_store(config, config.study.name)
         if store is not None and not store.keep_all:
             store.reset()
-    tracker = make_tracker(config, study, created=created, name=tracker_name)
+    tracker = make_tracker(
+        config, study, created=created, name=tracker_name, background=defer_tracker
+    )
     if tracker is not None:
         # A dead worker's trial, failed by the heartbeat of any process, ends its run too.
         stale.hooks.append(tracker.trial_killed)
@@ -258,7 +269,8 @@ def run(
     set_threads(config.train.threads or default_threads(workers))
     if prepared is None:  # every check that can fail on bad input runs here, before any work
         with _quiet_optuna(quiet):
-            prepared = prepare(config, source=source, tracker_name=tracker_name)
+            # The tracker opens on a thread while the first trial trains (issue 21).
+            prepared = prepare(config, source=source, tracker_name=tracker_name, defer_tracker=True)
     study, tracker, data, space = prepared.study, prepared.tracker, prepared.data, prepared.space
     evaluator = Evaluator(config, data, source=source, check=False)  # checked by prepare
     # Alone on a study, a search is reproducible from its seed; beside running workers (or as
@@ -285,6 +297,8 @@ def run(
         all_callbacks.append(lambda study, _trial: store.prune_to_front(study))
     if tracker is not None:
         tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
+        if isinstance(tracker, DeferredTracker):
+            tracker.start()  # opens it beside the first trial's training
     status = "FINISHED"
     # Ctrl-C and SIGTERM are raised inside the objective or between trials, never inside
     # Optuna's ask/tell (codenas/search/interrupts.py); later ones wait for the clean-up.
@@ -294,6 +308,9 @@ def run(
                 _trials(study, objective, budget, all_callbacks, retries_only=retries_only)
             if tracker is not None and not tracker.down:
                 flush_tracker(tracker)  # the last trials' background writes (a lost backend raises)
+        except TrackerStartFailed as err:  # it never opened: its own error, as if raised at once
+            status = "FAILED"
+            raise err.error from None
         except KeyboardInterrupt:
             status = "KILLED"
             raise

@@ -86,14 +86,29 @@ DEFAULT_TRACKER = "mlflow"
 
 
 def make_tracker(
-    config: Config, study: optuna.Study, *, created: bool, name: str = DEFAULT_TRACKER
+    config: Config,
+    study: optuna.Study,
+    *,
+    created: bool,
+    name: str = DEFAULT_TRACKER,
+    background: bool = False,
 ) -> Tracker | None:
-    """The tracker ``name`` for ``study``, or ``None`` when ``tracking.enabled`` is false."""
+    """The tracker ``name`` for ``study``, or ``None`` when ``tracking.enabled`` is false.
+
+    ``background``: return a :class:`DeferredTracker` that opens it on a thread once started
+    (for a factory that declares its ``trial_attrs``, as a tracker class does).
+    """
     if not config.tracking.enabled:
         return None
     if name not in TRACKERS:
         _load_plugins()
-    return TRACKERS.get(name)(config, study, created=created)
+    factory = TRACKERS.get(name)
+    # A factory that does not declare its trial_attrs (a plain function) is opened at once:
+    # the stale-trial handler needs them before the tracker exists.
+    attrs = getattr(factory, "trial_attrs", None)
+    if background and attrs is not None:
+        return DeferredTracker(lambda: factory(config, study, created=created), tuple(attrs))
+    return factory(config, study, created=created)
 
 
 ENTRY_POINT_GROUP = "codenas.trackers"
@@ -113,3 +128,130 @@ def _load_plugins() -> None:
             loaded = entry.load()
             if entry.name not in TRACKERS:  # loading a class decorated with register_tracker
                 TRACKERS.add(entry.name, loaded)
+
+
+class TrackerStartFailed(Exception):
+    """A tracker opened in the background (:class:`DeferredTracker`) failed to open; ``error``
+    is what its factory raised (the search stops with it, as if it had been raised at once)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class DeferredTracker:
+    """A tracker opened on a thread beside the first trial's training.
+
+    Opening MLflow's tracker (importing MLflow, opening or creating its store, creating the
+    parent run) costs about a second in front of a search whose first trial does not need it
+    until it has results. This wrapper runs ``open_tracker`` on a thread from :meth:`start`:
+    ``trial_started`` and ``set_parent_status`` calls made meanwhile are queued and replayed,
+    in order, on that thread as soon as the tracker exists (so a run is opened as early as the
+    tracker allows); every other call (``log_metrics`` before a trial's values are returned,
+    the Optuna callback, the end-of-search steps) waits for it first. What the tracker would
+    have raised while opening (a bad URI, an unreachable server) is raised there, wrapped in
+    :class:`TrackerStartFailed`, and ``down`` is then true. A kill before the tracker opened
+    leaves trials without runs, which the next ``reconcile`` opens and ends (as for a process
+    killed between sampling and ``trial_started``).
+
+    Args:
+        open_tracker: makes the tracker (called once, on the thread).
+        trial_attrs: the tracker class's ``trial_attrs`` (known before it exists).
+    """
+
+    def __init__(self, open_tracker: Callable[[], Tracker], trial_attrs: tuple[str, ...]) -> None:
+        import threading
+
+        self.trial_attrs = trial_attrs
+        self._lock = threading.Lock()
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []
+        self._tracker: Tracker | None = None
+        self._ready = False  # the tracker exists and nothing is queued: calls go straight to it
+        self._error: Exception | None = None
+        self._down = False
+        self._thread = threading.Thread(
+            target=self._open, args=(open_tracker,), name="codenas-open-tracker", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start opening the tracker (once; :meth:`wait` starts it too if nobody did).
+
+        Start it where the main thread is about to train: opening it is mostly Python
+        (imports), which holds the GIL, so beside the main thread's own imports it would only
+        slow them down (measured: the first trial started no earlier).
+        """
+        with self._lock:
+            if self._thread.ident is None:
+                self._thread.start()
+
+    def _open(self, open_tracker: Callable[[], Tracker]) -> None:
+        try:
+            self._tracker = open_tracker()
+            while True:
+                with self._lock:
+                    if not self._queued:
+                        self._ready = True
+                        return
+                    name, args = self._queued.pop(0)
+                getattr(self._tracker, name)(*args)
+        except Exception as err:  # raised to the search where it next waits for the tracker
+            self._error = err
+
+    def _defer(self, name: str, *args: Any) -> None:
+        with self._lock:
+            if not self._ready and self._error is None:
+                self._queued.append((name, args))
+                return
+        getattr(self.wait(), name)(*args)
+
+    def wait(self) -> Tracker:
+        """The tracker, once opened and every queued call replayed; raises
+        :class:`TrackerStartFailed` if opening it (or a queued call) failed."""
+        self.start()
+        self._thread.join()
+        if self._error is not None:
+            self._down = True
+            raise TrackerStartFailed(self._error) from self._error
+        assert self._tracker is not None
+        return self._tracker
+
+    @property
+    def down(self) -> bool:
+        if self._down or self._error is not None:
+            return True
+        return bool(self._tracker.down) if self._ready and self._tracker is not None else False
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        self._down = value
+        if self._ready and self._tracker is not None:
+            self._tracker.down = value
+
+    def trial_started(self, trial: optuna.Trial, spec: Spec | None, retry_of: int | None) -> None:
+        self._defer("trial_started", trial, spec, retry_of)
+
+    def set_parent_status(self, status: str) -> None:
+        self._defer("set_parent_status", status)
+
+    def log_metrics(self, trial: optuna.Trial, metrics: dict[str, float]) -> None:
+        self.wait().log_metrics(trial, metrics)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.wait()(study, trial)
+
+    def flush(self) -> None:
+        flush = getattr(self.wait(), "flush", None)
+        if flush is not None:
+            flush()
+
+    def trial_killed(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.wait().trial_killed(study, trial)
+
+    def finish_study(self, status: str, totals: Mapping[str, float]) -> None:
+        self.wait().finish_study(status, totals)
+
+    def reconcile(self) -> Any:
+        return self.wait().reconcile()
+
+    def update_front(self, study: optuna.Study, *, final: bool = False) -> None:
+        self.wait().update_front(study, final=final)

@@ -24,16 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from codenas.cache import cache_dir
+
 _log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """codenas's cache directory: ``$CODENAS_CACHE_DIR``, else ``$XDG_CACHE_HOME/codenas``,
-    else ``~/.cache/codenas``."""
-    if os.environ.get("CODENAS_CACHE_DIR"):
-        return Path(os.environ["CODENAS_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "codenas"
 
 
 def template_path() -> Path:

@@ -18,7 +18,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.regression import R2Score
 
 from codenas.config import TrainConfig
 from codenas.data import Dataset, Split
@@ -208,6 +207,10 @@ class _R2:
     """
 
     def __init__(self) -> None:
+        # Imported here, on regression tasks only: ``import torchmetrics`` loads every domain's
+        # metrics (about 0.5 s, with matplotlib), in front of every classification search.
+        from torchmetrics.regression import R2Score
+
         self.n = 0
         self.metric = R2Score(multioutput="uniform_average")
 
