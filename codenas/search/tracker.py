@@ -23,6 +23,10 @@ The calls, in order:
 
 A tracker sets ``down = True`` once its backend stayed unreachable; the search then stops with
 :class:`~codenas.errors.TrackingUnavailable`.
+
+:func:`codenas.search.run` opens a tracker class's instance on a thread from the first trial's
+start (:class:`DeferredTracker`): ``trial_started`` and ``set_parent_status`` are queued until
+it exists, every other call waits for it, and an error met while opening stops the search.
 """
 
 from __future__ import annotations
