@@ -25,11 +25,11 @@ from codenas.data.base import (
     Dataset,
     DatasetEntry,
     Split,
-    load_dataset,
     make_dataset,
     register_dataset,
     split_indices,
 )
+from codenas.data.cache import load_dataset
 
 __all__ = [
     "DATASETS",

@@ -185,17 +185,6 @@ def register_dataset(
     return decorator
 
 
-def load_dataset(config: DataConfig) -> Dataset:
-    """Load, split and standardise the dataset ``config.name`` (from the machine's cache for
-    a dataset registered ``cacheable``: :mod:`codenas.data.cache`)."""
-    entry = DATASETS.get(config.name)
-    if entry.cacheable:
-        from codenas.data.cache import load_cached
-
-        return load_cached(config.name, config, entry.loader)
-    return entry.loader(config)
-
-
 def split_indices(
     n: int,
     *,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from codenas.cache import cache_dir
-from codenas.data.base import DataConfig, Dataset, Split
+from codenas.data.base import DATASETS, DataConfig, Dataset, Split
 
 _log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the stored layout changes
@@ -127,3 +127,12 @@ def load_cached(name: str, config: DataConfig, loader: Callable[[DataConfig], Da
     except OSError as err:  # a read-only or full cache directory costs speed, not the search
         _log.warning("could not cache dataset %s in %s: %s", name, path.parent, err)
     return data
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load, split and standardise the dataset ``config.name`` (from the machine's cache for
+    a dataset registered ``cacheable``)."""
+    entry = DATASETS.get(config.name)
+    if entry.cacheable:
+        return load_cached(config.name, config, entry.loader)
+    return entry.loader(config)

@@ -115,8 +115,10 @@ class Objective:
         cpu0, wall0 = started or (time.process_time(), time.perf_counter())
         origin = self.last_retry = retry_of(trial)
         try:
-            interrupts.arm()  # Ctrl-C/SIGTERM raise here, where the trial records them
+            # Before arm(): a signal that arrived between trials is raised there, and the
+            # trial it interrupts must still say which worker ran it.
             trial.set_user_attr("worker", worker_id())
+            interrupts.arm()  # Ctrl-C/SIGTERM raise here, where the trial records them
             spec = self.space.sample(trial, self.data.input_shape, self.data.n_outputs)
             trial.set_user_attr("spec", spec.to_dict())
             if self.tracker is not None:

@@ -31,10 +31,13 @@ it exists, every other call waits for it, and an error met while opening stops t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from codenas.registry import Registry
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import optuna
@@ -197,9 +200,25 @@ class DeferredTracker:
                         self._ready = True
                         return
                     name, args = self._queued.pop(0)
-                getattr(self._tracker, name)(*args)
+                self._replay(name, args)
         except Exception as err:  # raised to the search where it next waits for the tracker
             self._error = err
+
+    def _replay(self, name: str, args: tuple[Any, ...]) -> None:
+        from codenas.errors import TrackingUnavailable
+
+        assert self._tracker is not None
+        try:
+            getattr(self._tracker, name)(*args)
+        except TrackingUnavailable:
+            raise
+        except Exception as err:
+            if name != "trial_started":
+                raise
+            # The trial may have ended (failed or pruned) before the tracker opened, so its
+            # attributes can no longer be written: its run is ended (or opened) by the
+            # tracker's callback and reconcile, as for a trial_started that failed at once.
+            _log.debug("trial_started replayed late: %s: %s", type(err).__name__, err)
 
     def _defer(self, name: str, *args: Any) -> None:
         with self._lock:
