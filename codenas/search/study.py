@@ -364,7 +364,7 @@ def _trials(
     while objective.fatal is None:
         interrupts.check()  # a Ctrl-C/SIGTERM that came between two trials
         if retries_only:
-            if budget.expired or not _has_waiting(study):
+            if budget.expired or not _retry_waiting(study):
                 break
         elif not budget.take():  # spent, or past the deadline
             break
@@ -380,6 +380,21 @@ def _trials(
         if objective.last_retry is not None and not retries_only:
             budget.give_back()  # re-running a dead worker's trial is not a new trial
     interrupts.check()  # one that came during the last trial's bookkeeping
+    if not retries_only and objective.fatal is None:
+        # A dead worker's trial re-queued while this process ran its last trials is not a
+        # new trial: run it now, or, once every live worker has ended, it waits for ever.
+        _trials(study, objective, budget, callbacks, retries_only=True)
+
+
+def _retry_waiting(study: optuna.Study) -> bool:
+    """Whether a dead worker's trial waits to be re-run (failing the stale ones first)."""
+    import optuna
+
+    from codenas.search.storage import retried_trial_number
+
+    no_trial_running(study)  # fails and re-queues the trials of dead workers
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return any(retried_trial_number(t) is not None for t in waiting)
 
 
 def flush_tracker(tracker: Tracker) -> None:
@@ -485,12 +500,6 @@ def wrap_up(study: optuna.Study, tracker: Tracker, *, status: str, front: bool =
             status,
             study_totals(study),
         )
-
-
-def _has_waiting(study: optuna.Study) -> bool:
-    import optuna
-
-    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def front(

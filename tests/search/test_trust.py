@@ -541,3 +541,37 @@ def test_seeding_a_new_study_creates_it_with_its_parent_run_and_trains_nothing(
     assert queued == [0] and [t.state.name for t in study.trials] == ["WAITING"]
     _, parent = _parent(config)  # exists, so the search that follows need not wait for it
     assert study.user_attrs["codenas.mlflow_parent_run_id"] == parent.info.run_id
+
+
+def test_a_dead_workers_trial_found_during_the_last_trial_is_still_re_run(tmp_path: Path) -> None:
+    # Another machine died in a trial; its heartbeat goes stale while this process finishes its
+    # last trial. Re-queued then, the retry is not a new trial: this process runs it before it
+    # ends (before, it was left WAITING for ever once every live worker had ended; seen in CI).
+    grace = 4
+    config = make_config(
+        tmp_path,
+        [
+            "study.trials=1",
+            "study.heartbeat_interval=1",
+            f"study.grace_period={grace}",
+            "tracking.enabled=false",
+        ],
+    )
+    from codenas.search.storage import open_study, retried_trial_number, storage_for
+
+    study, _ = open_study(config, storage_for(config))
+    with pytest.warns(UserWarning):
+        dead = study.ask()  # RUNNING with one heartbeat, then none: its worker is gone
+    study._storage.record_heartbeat(dead._trial_id)
+    beat = time.time()
+
+    def outlast_the_grace(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.number != dead.number:  # this process's own trial has just ended
+            time.sleep(max(0.0, beat + grace + 1 - time.time()))
+
+    study = codenas.search.run(config, callbacks=[outlast_the_grace])
+    states = {t.number: t.state.name for t in study.trials}
+    retries = [t for t in study.trials if retried_trial_number(t) == dead.number]
+    assert states[dead.number] == "FAIL"
+    assert [t.state.name for t in retries] == ["COMPLETE"], states
+    assert sum(s == "COMPLETE" for s in states.values()) == 2  # the one trial, and the retry
