@@ -74,9 +74,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     if "CODENAS_CACHE_DIR" not in os.environ:
         os.environ["CODENAS_CACHE_DIR"] = tempfile.mkdtemp(prefix="codenas-test-cache-")
+        session.config.stash[_CACHE_KEY] = os.environ["CODENAS_CACHE_DIR"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    own_cache = session.config.stash.get(_CACHE_KEY, None)
+    if own_cache is not None:
+        shutil.rmtree(own_cache, ignore_errors=True)
     before = session.config.stash.get(_STATUS_KEY, None)
     after = _git_status()
     if before is None or after is None or getattr(session.config, "workerinput", None):
@@ -91,3 +97,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _STATUS_KEY = pytest.StashKey["set[str] | None"]()
+_CACHE_KEY = pytest.StashKey[str]()

@@ -361,6 +361,7 @@ def _trials(
     One ``optimize`` call per trial: the budget is checked before each trial starts, so
     workers sharing it never overshoot, and Optuna's heartbeat still runs.
     """
+    ran = 0
     while objective.fatal is None:
         interrupts.check()  # a Ctrl-C/SIGTERM that came between two trials
         if retries_only:
@@ -377,12 +378,15 @@ def _trials(
             callbacks=list(callbacks),
             gc_after_trial=False,
         )
+        ran += 1
         if objective.last_retry is not None and not retries_only:
             budget.give_back()  # re-running a dead worker's trial is not a new trial
     interrupts.check()  # one that came during the last trial's bookkeeping
-    if not retries_only and objective.fatal is None:
+    if ran and not retries_only and objective.fatal is None:
         # A dead worker's trial re-queued while this process ran its last trials is not a
         # new trial: run it now, or, once every live worker has ended, it waits for ever.
+        # (One whose heartbeat is not stale yet when the last worker ends stays RUNNING until
+        # the next search of the study fails and re-queues it.)
         _trials(study, objective, budget, callbacks, retries_only=True)
 
 
