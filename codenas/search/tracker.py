@@ -208,6 +208,11 @@ class DeferredTracker:
         from codenas.errors import TrackingUnavailable
 
         assert self._tracker is not None
+        if name == "trial_started" and not _still_running(args[0]):
+            # It ended (interrupted, failed or pruned) before the tracker opened: reconcile,
+            # here or in another worker, opens and ends its run, once (it looks for one by its
+            # tags first); opening one here too could race that and log the trial twice.
+            return
         try:
             getattr(self._tracker, name)(*args)
         except TrackingUnavailable:
@@ -278,3 +283,11 @@ class DeferredTracker:
 
     def update_front(self, study: optuna.Study, *, final: bool = False) -> None:
         self.wait().update_front(study, final=final)
+
+
+def _still_running(trial: optuna.Trial) -> bool:
+    """Whether ``trial`` is RUNNING in its storage now."""
+    import optuna
+
+    running = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return any(t.number == trial.number for t in running)

@@ -77,6 +77,7 @@ class MlflowTracker:
     """
 
     page_size = 1000  # runs per search_runs request (every page is read)
+    owner_grace = 2.0  # seconds another worker's interrupted trial is left to that worker
     trial_attrs = (RUN_ATTR,)  # a retry of a killed trial does not inherit its run id
 
     def __init__(
@@ -475,10 +476,19 @@ class MlflowTracker:
         # every trial has exactly one run (it is then ended below like the others).
         # A run opened just before an interrupt, whose id never reached the trial, is found by
         # its tags first (another worker's reconcile must not open a second one).
+        # A trial that another live worker ran and recorded as interrupted is that worker's
+        # to open, in its own reconcile as it stops: two processes stopping together would
+        # otherwise both find no run and both open one. Such trials are looked up again after
+        # a moment (a dead owner's trial is then opened here, the moment later).
         by_number = {r.data.tags.get("codenas.trial_number"): r for r in running}
+        waited = False
         for trial in list(trials.values()):
             if trial.state.is_finished() and self._run_id(trial) is None:
                 found = by_number.get(str(trial.number)) or self._logged_run(trial.number)
+                if found is None and self._owned_elsewhere(trial) and not waited:
+                    time.sleep(self.owner_grace)
+                    waited = True
+                    found = self._logged_run(trial.number)
                 if found is not None:
                     self._runs[trial.number] = found.info.run_id
                     trials[found.info.run_id] = trial
@@ -508,6 +518,13 @@ class MlflowTracker:
                 continue
             fixed += 1
         return fixed
+
+    @staticmethod
+    def _owned_elsewhere(trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether another process ran ``trial`` and recorded how it ended (so is alive to
+        open its run): a trial failed by the heartbeat check has no reason of its own."""
+        owner = trial.user_attrs.get("worker")
+        return owner not in (None, worker_id()) and "fail_reason" in trial.user_attrs
 
     def _end_run(self, run_id: str, trial: optuna.trial.FrozenTrial) -> None:
         self.client.set_tag(run_id, "codenas.state", trial.state.name)
