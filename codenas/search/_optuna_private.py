@@ -18,6 +18,10 @@ result: :func:`best_trials` is ``study.best_trials`` without its deep copy of ev
 cores), and :func:`stored_trial` is the frozen form Optuna already holds for a live trial,
 where the public way re-reads every running trial from the storage.
 ``tests/search/test_trust.py`` checks both against the public API on real studies.
+
+:func:`stale_trial_callback` is the storage's public ``get_heartbeat_stale_trial_callback``,
+reached through ``study._storage``: a worker found dead on this machine is re-queued by the
+same callback as one whose heartbeat went stale.
 """
 
 from __future__ import annotations
@@ -62,6 +66,12 @@ def set_trial_user_attrs(
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
         trial.set_user_attr(key, value)
+
+
+def stale_trial_callback(study: optuna.Study) -> Any:
+    """The callback the storage calls for a trial whose heartbeat went stale (None if none)."""
+    getter = getattr(getattr(study, "_storage", None), "get_heartbeat_stale_trial_callback", None)
+    return None if getter is None else getter()
 
 
 _FRONTS: weakref.WeakKeyDictionary[Any, tuple[int, list[Any]]] = weakref.WeakKeyDictionary()

@@ -143,7 +143,14 @@ class _Watch:
                 self.died.append(int(proc.exitcode or 0))
                 if proc.exitcode == 2:
                     continue  # the worker printed its one-line error
-                if _held_a_trial(self.study, self.start, proc.pid):
+                held = _held_a_trial(self.study, self.start, proc.pid)
+                if held:  # this machine's process table tells at once (no heartbeat wait)
+                    from codenas.search.storage import fail_dead_workers
+
+                    fail_dead_workers(self.study)
+                if held and not _held_a_trial(self.study, self.start, proc.pid):
+                    what = "its trial was failed and is retried"
+                elif held:
                     self.deaths.append(time.monotonic())
                     what = (
                         "its trial is retried once the heartbeat grace period "
@@ -443,8 +450,10 @@ def _fail_stale(study: Any) -> None:
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
+    from codenas.search.storage import fail_dead_workers
     from codenas.search.study import attempt
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         attempt("failing the trials of dead workers", optuna.storages.fail_stale_trials, study)
+    attempt("failing the trials of dead workers", fail_dead_workers, study)

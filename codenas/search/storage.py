@@ -7,11 +7,13 @@ search is refused if it would measure something else.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codenas.config import Config
@@ -325,7 +327,81 @@ def stored_config(study: optuna.Study) -> Config:
 
 
 def worker_id() -> str:
-    """``host:pid`` of this process, recorded on every trial (and its MLflow run)."""
+    """``host/machine:pid`` of this process, recorded on every trial (and its MLflow run).
+
+    ``machine`` names this kernel boot and PID namespace (Linux; without it, ``host:pid``): a
+    process that has the same one can tell at once whether the worker still lives
+    (:func:`fail_dead_workers`), also where machines or containers share a host name.
+    """
     import socket
 
-    return f"{socket.gethostname()}:{os.getpid()}"
+    machine = _machine()
+    host = socket.gethostname() if machine is None else f"{socket.gethostname()}/{machine}"
+    return f"{host}:{os.getpid()}"
+
+
+@functools.cache
+def _machine() -> str | None:
+    """A short id of this kernel boot and PID namespace (Linux), or None where there is none."""
+    import hashlib
+
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return hashlib.blake2b(f"{boot} {namespace}".encode(), digest_size=4).hexdigest()
+
+
+def worker_gone(worker: str) -> bool:
+    """Whether ``worker`` (a :func:`worker_id`) ran in this machine's PID namespace and its
+    process has ended (a zombie not yet reaped has ended). A worker elsewhere, or recorded
+    without a machine id, is not known to be gone: only its heartbeat can tell."""
+    where, _, pid = worker.rpartition(":")
+    _, slash, machine = where.rpartition("/")
+    if not (slash and pid.isdigit()) or machine != _machine():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # ended in between
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def fail_dead_workers(study: optuna.Study) -> int:
+    """Fail, and re-queue, the RUNNING trials of workers that ran on this machine and ended.
+
+    The heartbeat tells a dead worker only after the grace period; on its own machine the
+    process table tells at once (a ``kill -9``, the OOM killer, a crashed ``--workers``
+    child). Each such trial becomes FAIL and goes to the storage's stale-trial callback
+    (:class:`StaleTrialHandler`: re-queued, its run ended as KILLED), exactly as if its
+    heartbeat had gone stale; where several processes find it, one wins and the others skip it.
+
+    Returns:
+        The number of trials this call failed.
+    """
+    import optuna
+
+    from codenas.search._optuna_private import stale_trial_callback
+
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    dead = [t for t in running if worker_gone(str(t.user_attrs.get("worker", "")))]
+    if not dead:
+        return 0
+    callback = stale_trial_callback(study)
+    failed = 0
+    for trial in dead:
+        try:
+            stored = study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        except Exception:  # another process failed it first, or it ended in between
+            continue
+        failed += 1
+        if callback is not None:
+            callback(study, stored)
+    return failed

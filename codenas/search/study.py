@@ -28,7 +28,7 @@ from codenas.errors import first_line
 from codenas.search import interrupts
 from codenas.search.budget import Budget, deadline_for
 from codenas.search.objective import Objective
-from codenas.search.storage import load_study
+from codenas.search.storage import fail_dead_workers, load_study
 from codenas.search.tracker import (
     DEFAULT_TRACKER,
     DeferredTracker,
@@ -371,6 +371,9 @@ def _trials(
             break
         objective.last_retry = None
         objective.started = (time.process_time(), time.perf_counter())
+        # A worker that died on this machine leaves its trial to be re-run now, not after the
+        # grace period (Optuna's own check in ``optimize`` reads the heartbeats).
+        attempt("failing the trials of dead workers", fail_dead_workers, study)
         study.optimize(
             objective,
             n_trials=1,
@@ -429,9 +432,11 @@ def attempt(what: str, step: Callable[..., Any], *args: Any, **kwargs: Any) -> b
 def no_trial_running(study: optuna.Study) -> bool:
     """Whether no worker of ``study`` (on any machine) is running a trial now.
 
-    Trials whose heartbeat is older than the grace period belong to dead workers: they are
-    failed first (and re-queued, :class:`~codenas.search.storage.StaleTrialHandler`), so a
-    killed worker does not keep the study "running" for ever. A live worker's trial is RUNNING
+    Trials whose heartbeat is older than the grace period, or whose worker ran on this
+    machine and has ended (:func:`~codenas.search.storage.fail_dead_workers`), belong to dead
+    workers: they are failed first (and re-queued,
+    :class:`~codenas.search.storage.StaleTrialHandler`), so a killed worker does not keep the
+    study "running" for ever. A live worker's trial is RUNNING
     from its start to its end, so the process whose own last trial ends while this holds is
     the last one: it alone marks the study's tracking record finished. (A worker between two
     trials holds none for a moment; it checks again when its next trial ends.)
@@ -442,6 +447,7 @@ def no_trial_running(study: optuna.Study) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         attempt("failing the trials of dead workers", optuna.storages.fail_stale_trials, study)
+    attempt("failing the trials of dead workers", fail_dead_workers, study)
     return not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
 
 

@@ -442,8 +442,9 @@ class MlflowTracker:
 
     def _killed_reason(self, trial: optuna.trial.FrozenTrial) -> str:
         return (
-            f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats for "
-            f"{self.config.study.grace_period} s (killed or hung); the trial is retried with "
+            f"worker {trial.user_attrs.get('worker', '?')} died or hung (its process ended on "
+            "this machine, or it stopped sending heartbeats for "
+            f"{self.config.study.grace_period} s); the trial is retried with "
             f"the same parameters up to study.retries={self.config.study.retries} time(s)"
         )
 

@@ -174,10 +174,9 @@ def test_three_machines_on_postgres_and_a_tracking_server_survive_a_kill(
     storage = pg.create_database("optuna_kill")
     name = "three-workers"
     cfg = write_config(tmp_path, name, storage, mlflow_server.url, FAST_HEARTBEAT)
-    # Three "machines": the same command, started together, one study, one parent run.
-    # The survivors' trials outlast the victim's grace period after the kill, so they see its
-    # trial go stale and re-run it (the victim's first run id, which the kill waits for, now
-    # comes once its tracker has opened beside that trial).
+    # Three "machines": the same command, started together, one study, one parent run. They
+    # share this machine's process table, so the survivors find the victim dead at their next
+    # trial (not after the grace period, which they might not outlast) and re-run its trial.
     procs = [codenas("search", str(cfg), "--no-progress", "--trials", n) for n in ("3", "10", "10")]
     victim = procs[0]
     wait_for_trial(
@@ -190,10 +189,10 @@ def test_three_machines_on_postgres_and_a_tracking_server_survive_a_kill(
         ),
     )
     victim.send_signal(signal.SIGKILL)
+    victim.wait()  # reaped, as init reaps a killed process on another machine
     for proc in procs[1:]:
         _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-    victim.wait()
     study, by_trial = check_tracking(storage, name, mlflow_server.url)
     check_killed_and_retried(study, by_trial, victim.pid)
     states = Counter(t.state.name for t in study.trials)

@@ -310,6 +310,58 @@ def test_a_retry_keeps_the_queued_widths_not_the_killed_runs_id(tmp_path: Path) 
     assert study.trials[0].user_attrs["mlflow_run_id"] == "run-of-the-killed-trial"
 
 
+@pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="Linux process table")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+def test_a_dead_worker_on_this_machine_is_failed_and_re_queued_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from codenas.search.storage import (
+        StaleTrialHandler,
+        fail_dead_workers,
+        make_storage,
+        retried_trial_number,
+        worker_id,
+    )
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    storage = make_storage(
+        url, heartbeat_interval=60, grace_period=120, stale_handler=StaleTrialHandler(1)
+    )
+    study = optuna.create_study(storage=storage)
+    here = worker_id().rpartition(":")[0]  # host/machine of this process
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    zombie.kill()  # not reaped: a zombie has ended too
+    time.sleep(0.5)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        workers = [
+            f"{here}:{ended.pid}",  # dead
+            f"{here}:{zombie.pid}",  # dead (zombie)
+            f"{here}:{alive.pid}",  # alive: left to its worker
+            f"{here.split('/')[0]}/00000000:{ended.pid}",  # another machine (or namespace)
+            f"{here.split('/')[0]}:{ended.pid}",  # recorded without a machine id
+        ]
+        for i, worker in enumerate(workers):
+            trial = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})
+            trial.set_user_attr("worker", worker)
+            assert trial.params["x"] is not None and i == trial.number
+        assert fail_dead_workers(study) == 2
+        assert fail_dead_workers(study) == 0  # found once: nothing is failed twice
+        states = [t.state.name for t in study.trials[:5]]
+        assert states == ["FAIL", "FAIL", "RUNNING", "RUNNING", "RUNNING"]
+        retries = {retried_trial_number(t): t for t in study.trials[5:]}
+        assert set(retries) == {0, 1}  # re-queued by the storage's stale-trial callback
+        assert all(t.state.name == "WAITING" for t in retries.values())
+        assert retries[0].params == study.trials[0].params
+    finally:
+        alive.kill()
+        alive.wait()
+        zombie.wait()
+
+
 # ----------------------------------------------------------------------------- failures said
 
 
