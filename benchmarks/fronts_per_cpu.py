@@ -292,11 +292,16 @@ class CpuBudget:
     def left(self) -> int:
         return self.trials
 
+    @property
+    def expired(self) -> bool:
+        """Whether the CPU budget is spent (the search's retry pass reads it)."""
+        return self.cpu is not None and self.spent >= self.cpu
+
     def take(self) -> bool:
         now = time.process_time()
         if self._last is None:
             self._last = now
-        if self.trials <= 0 or (self.cpu is not None and self.spent >= self.cpu):
+        if self.trials <= 0 or self.expired:
             return False
         self.trials -= 1
         return True
