@@ -67,3 +67,15 @@ def test_the_cpu_budget_closes_once_its_seconds_are_spent() -> None:
         budget.lap()
     assert 4 <= taken <= 7 and budget.spent >= 0.05
     assert not fpc.CpuBudget(trials=0, cpu=None, spent=0.0).take()
+
+
+def test_the_cpu_budget_drives_a_real_search(tiny_config: object) -> None:
+    """The benchmark hands its budget to codenas.search.run: it must keep to the protocol
+    the search reads (take, give_back, left, expired), through the end-of-search passes."""
+    import codenas
+
+    budget = fpc.CpuBudget(trials=2, cpu=None, spent=0.0)
+    study = codenas.search.run(tiny_config, budget=budget)
+    assert len(study.trials) == 2 and budget.left == 0 and not budget.expired
+    spent = fpc.CpuBudget(trials=5, cpu=1.0, spent=2.0)
+    assert spent.expired and not spent.take()
