@@ -305,10 +305,9 @@ def train_student(
     Returns:
         The :class:`StudentRun` (``val_*``/``test_*`` metrics, module on the CPU, eval mode).
     """
-    from lightning.fabric import Fabric
-
     from codenas.decisions.erase import task_metrics
     from codenas.metrics import capture_activations
+    from codenas.training.fabric import Fabric
     from codenas.training.loop import make_optimizer
 
     check_settings(temperature, alpha, hint, transfer, "random")

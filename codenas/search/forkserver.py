@@ -31,7 +31,7 @@ PRELOAD = (
     "codenas.search.storage",
     "codenas.evaluation.evaluate",
     "codenas.training.loop",
-    "lightning.fabric",  # imported by the trainer on its first use, the largest import of all
+    "codenas.training.fabric",  # imported by the trainer on its first use, the largest of all
     "codenas.data",
     "codenas.spaces",
     "optuna.storages",

@@ -56,7 +56,7 @@ class TrainResult:
 
 
 def _quiet_lightning() -> None:
-    for name in ("lightning.fabric", "lightning.pytorch", "lightning"):
+    for name in ("lightning_fabric", "lightning.fabric", "lightning.pytorch", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -78,7 +78,7 @@ class BriefTrainer:
     """
 
     def __init__(self, data: Dataset, cfg: TrainConfig) -> None:
-        from lightning.fabric import Fabric
+        from codenas.training.fabric import Fabric
 
         _quiet_lightning()
         self.cfg = cfg

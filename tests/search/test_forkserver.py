@@ -17,7 +17,7 @@ from codenas.search import forkserver
 
 pytestmark = pytest.mark.skipif(not forkserver.available(), reason="no fork server here")
 
-HEAVY = ("torch", "lightning", "optuna", "mlflow", "sqlalchemy", "sklearn")
+HEAVY = ("torch", "lightning_fabric", "optuna", "mlflow", "sqlalchemy", "sklearn")
 
 
 def _report(conn) -> None:  # runs in the forked worker
