@@ -27,17 +27,16 @@ __all__ = ["Fabric", "import_fabric"]
 
 
 def import_fabric() -> type[Any]:
-    """The ``Fabric`` class: ``lightning_fabric``'s where that package is installed, else
-    ``lightning.fabric``'s, imported without loading ``torchmetrics`` where it can."""
-    for package in ("lightning_fabric", "lightning.fabric"):
-        try:
-            module = _import_without_torchmetrics(package)
-        except ModuleNotFoundError as err:
-            if err.name not in {package, package.split(".")[0]}:
-                raise
-            continue
-        return module.Fabric  # type: ignore[no-any-return]
-    raise ModuleNotFoundError("Lightning Fabric is not installed: pip install lightning")
+    """The ``Fabric`` class: ``lightning_fabric``'s, imported without loading ``torchmetrics``,
+    where that package is installed; else ``lightning.fabric``'s, imported as it is (its
+    parent package needs the real ``torchmetrics``)."""
+    try:
+        module = _import_without_torchmetrics("lightning_fabric")
+    except ModuleNotFoundError as err:
+        if err.name != "lightning_fabric":
+            raise
+        module = importlib.import_module("lightning.fabric")
+    return module.Fabric  # type: ignore[no-any-return]
 
 
 def _import_without_torchmetrics(package: str) -> types.ModuleType:

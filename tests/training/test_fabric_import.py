@@ -44,17 +44,24 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run(name: str) -> dict:
+def python(script: str) -> object:
+    """What ``script``, run in a fresh interpreter, printed last, as JSON."""
     path = os.environ.get("PYTHONPATH")
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(name=name)],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(name: str) -> dict:
+    got = python(SCRIPT.format(name=name))
+    assert isinstance(got, dict)
+    return got
 
 
 def test_a_trainer_leaves_torchmetrics_and_the_trainer_unimported() -> None:
@@ -72,3 +79,14 @@ def test_a_regression_task_still_scores_r2_with_torchmetrics() -> None:
     got = run("diabetes")
     assert got["after_trainer"] == []
     assert {"val_r2", "test_r2"} <= set(got["metrics"])
+
+
+def test_without_the_standalone_package_fabric_comes_from_lightning() -> None:
+    script = (
+        "import sys, json\n"
+        "sys.modules['lightning_fabric'] = None  # as if pytorch-lightning shipped no copy\n"
+        "from codenas.training.fabric import Fabric\n"
+        "fabric = Fabric(accelerator='cpu', devices=1)\n"
+        "print(json.dumps([Fabric.__module__, str(fabric.device)]))\n"
+    )
+    assert python(script) == ["lightning.fabric.fabric", "cpu"]
