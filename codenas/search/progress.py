@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from codenas.search._optuna_private import best_trials
+from codenas.search._optuna_private import best_trials, trials_after
 
 if TYPE_CHECKING:
     import optuna
@@ -62,13 +62,14 @@ class ProgressBar:
             self.pruned += 1
             reason = trial.user_attrs.get("prune_reason", "")
             self.bar.write(f"trial {trial.number} pruned: {reason}".rstrip(": "))
-        self.bar.set_postfix_str(self.postfix(study), refresh=False)
+        self.bar.set_postfix_str(self.postfix(study, trial), refresh=False)
         self.bar.update(1)
 
-    def postfix(self, study: optuna.Study) -> str:
+    def postfix(self, study: optuna.Study, after: optuna.trial.FrozenTrial | None = None) -> str:
         """``front=N, best of each: a=.., b=..``: each objective's best value on the front,
-        from whichever member has it (not one trial's values), then failures and prunings."""
-        front = best_trials(study)
+        from whichever member has it (not one trial's values), then failures and prunings;
+        ``after``: the trial that just ended (the study as read after it)."""
+        front = best_trials(study, None if after is None else trials_after(study, after))
         parts = [f"front={len(front)}"]
         if front:
             best = []

@@ -294,7 +294,7 @@ def run(
         bar = ProgressBar(total, config.objective_names, config.directions)
     all_callbacks = [c for c in (tracker, bar) if c is not None] + list(callbacks)
     if store is not None and not store.keep_all:
-        all_callbacks.append(lambda study, _trial: store.prune_to_front(study))
+        all_callbacks.append(store.prune_to_front)
     if tracker is not None:
         tracker.set_parent_status("RUNNING")  # before any trial: a failure here stops the search
         if isinstance(tracker, DeferredTracker):

@@ -128,12 +128,16 @@ class WeightStore:
                 _log.debug("weights of trial %d: %s", trial.number, err)
         return removed
 
-    def prune_to_front(self, study: optuna.Study) -> int:
-        """:meth:`prune`, keeping the Pareto front's members."""
-        from codenas.search._optuna_private import best_trials
+    def prune_to_front(
+        self, study: optuna.Study, after: optuna.trial.FrozenTrial | None = None
+    ) -> int:
+        """:meth:`prune`, keeping the Pareto front's members; ``after``: the trial that just
+        ended (the study as read after it, shared with the other callbacks)."""
+        from codenas.search._optuna_private import best_trials, trials_after
 
-        front = {t.number for t in best_trials(study)}
-        return self.prune(study.get_trials(deepcopy=False), front)
+        trials = study.get_trials(deepcopy=False) if after is None else trials_after(study, after)
+        front = {t.number for t in best_trials(study, trials)}
+        return self.prune(trials, front)
 
     def disk_bytes(self) -> int:
         """Bytes the store holds now."""

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import TrackingUnavailable, first_line
-from codenas.search._optuna_private import best_trials
+from codenas.search._optuna_private import best_trials, trials_after
 from codenas.search.samplers import code as code_sampler
 from codenas.search.samplers import lineage
 from codenas.search.storage import CREATED_ATTR, worker_id
@@ -332,7 +332,8 @@ class MlflowTracker:
         run_id = self._run_id(trial)
         if run_id is None:  # the trial failed before its run was opened (e.g. in sampling)
             run_id = self._open_run(trial.number, worker_id())
-        best = best_trials(study)
+        trials = trials_after(study, trial)  # one read, shared with the other callbacks
+        best = best_trials(study, trials)
         in_front = any(t.number == trial.number for t in best)
         state = trial.state.name
         tags = {"codenas.state": state, "codenas.pareto": "true" if in_front else "false"}
@@ -358,7 +359,7 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
         self._pareto_tags[trial.number] = in_front
         self._metrics_logged.discard(trial.number)
-        self.update_front(study, best)
+        self.update_front(study, best, trials=trials)
 
     def trial_killed(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Heartbeat hook: the worker of ``trial`` died; end its run as KILLED with the reason."""
@@ -399,6 +400,7 @@ class MlflowTracker:
         best: list[optuna.trial.FrozenTrial] | None = None,
         *,
         final: bool = False,
+        trials: list[optuna.trial.FrozenTrial] | None = None,
     ) -> None:
         """Make every child run's ``codenas.pareto`` tag agree with ``study.best_trials``,
         and refresh the parent's Pareto artifacts when the front changed.
@@ -411,9 +413,10 @@ class MlflowTracker:
         """
         from codenas.search import pareto
 
-        best = best_trials(study) if best is None else best
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
+        best = best_trials(study, trials) if best is None else best
         front = {t.number for t in best}
-        for t in study.get_trials(deepcopy=False):
+        for t in trials:
             run_id = self._run_id(t)
             if run_id is None:
                 continue

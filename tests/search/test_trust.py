@@ -206,6 +206,34 @@ def test_best_trials_is_optunas_front_without_the_copy(tmp_path: Path) -> None:
         assert numbers(best_trials(study)) == expected and len(expected) >= 2
 
 
+def test_the_callbacks_of_a_trials_end_share_one_read_of_the_study(tmp_path: Path) -> None:
+    """``trials_after``: what ``get_trials`` gives right after a trial ended, read once for that
+    trial's callbacks and read afresh for the next trial's; the tracker, the progress bar and
+    the weight store of a real search then agree with the public front."""
+    from codenas.search._optuna_private import best_trials, trials_after
+
+    storage = f"sqlite:///{tmp_path / 'after.db'}"
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    reads: list[list[optuna.trial.FrozenTrial]] = []
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        first, second = trials_after(study, trial), trials_after(study, trial)
+        assert first is second  # one read for the callbacks of one end
+        assert [t.number for t in first] == [t.number for t in study.get_trials()]
+        assert first[trial.number].state.is_finished()  # read after the trial was stored
+        assert sorted(t.number for t in best_trials(study, first)) == sorted(
+            t.number for t in study.best_trials
+        )
+        reads.append(first)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        return trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+
+    study.optimize(objective, n_trials=4, callbacks=[callback, callback])
+    assert len(reads) == 8 and reads[0] is reads[1] and reads[1] is not reads[2]
+    assert [len(r) for r in reads[::2]] == [1, 2, 3, 4]
+
+
 def test_stored_trial_gives_the_retry_history_without_a_read(tmp_path: Path) -> None:
     from codenas.search._optuna_private import stored_trial
     from codenas.search.storage import retried_trial_number
