@@ -438,11 +438,12 @@ class Truth:
     def __call__(self, spec: Mapping[str, Any]) -> float:
         return float(np.mean([self.one(spec, s)[self.metric] for s in self.seeds]))
 
-    def at_cap(self) -> tuple[int, int]:
-        """(full trainings that stopped at the epoch cap, all full trainings) this evaluation
-        read."""
+    def at_cap(self) -> tuple[int, int, float]:
+        """(full trainings that stopped at the epoch cap, all full trainings, their seconds)
+        this evaluation read: what the truth costs, whether or not the cache held it."""
         records = [json.loads((self.dir / f"{k}.json").read_text()) for k in sorted(self.used)]
-        return sum(int(r["epochs"] >= self.full) for r in records), len(records)
+        hit = sum(int(r["epochs"] >= self.full) for r in records)
+        return hit, len(records), float(sum(r["seconds"] for r in records))
 
 
 _COMMITTED: dict[str, dict[str, Any]] | None = None
@@ -527,8 +528,17 @@ def judge_run(
         f: hv_at(values, ended, f * budget, lambda n: truth(specs[n]), params, ref)
         for f in CPU_GRID
     }
+    by_stop: dict[str, list[float]] = {}  # [trials, CPU s] by the epoch a trial stopped at
+    for t in study.get_trials(deepcopy=False):
+        if str(t.number) in times:
+            rungs = t.user_attrs.get("rungs") or {}
+            stop = str(max(int(e) for e in rungs)) if rungs else "all"
+            count = by_stop.setdefault(stop, [0.0, 0.0])
+            count[0] += 1
+            count[1] += float(times[str(t.number)]["cpu"])
     return {
         "hv": {str(f): v for f, v in curve.items()},
+        "cpu_by_stop_epoch": by_stop,
         "trials": len(times),
         "complete": len(done),
         "pruned": sum(t.state.name == "PRUNED" for t in study.get_trials(deepcopy=False)),
@@ -567,6 +577,17 @@ def summarise(runs: Mapping[str, Any], arms: Sequence[str], seeds: Sequence[int]
             row["cpu_to_reach_tpe_60"] = {
                 "per_seed": reach,
                 "median_ci": list(bootstrap_ci(reach, np.median)) if reach else None,
+            }
+            pooled: dict[str, list[float]] = {}
+            for s in paired:
+                for stop, (n, cpu) in rows[str(s)].get("cpu_by_stop_epoch", {}).items():
+                    acc = pooled.setdefault(stop, [0.0, 0.0])
+                    acc[0] += n
+                    acc[1] += cpu
+            # where the CPU went: trials that stopped after E epochs, their share, CPU a trial
+            row["cpu_per_trial_by_stop_epoch"] = {
+                stop: {"trials": int(n), "cpu_per_trial": cpu / n}
+                for stop, (n, cpu) in sorted(pooled.items())
             }
             table[task][arm] = row
     verdicts = {
@@ -725,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     costs: dict[str, Any] = {}
     for task in args.tasks:
         runs[task] = {arm: {} for arm in arms}
-        t_search = t_truth = 0.0
+        t_search = t_truth = cpu_search = cpu_truth = 0.0
         at_cap = [0, 0]
         for seed in args.seeds:
             t0 = time.perf_counter()
@@ -741,9 +762,11 @@ def main(argv: list[str] | None = None) -> int:
             ref = reference(truth)
             for arm, (study, times) in studies.items():
                 runs[task][arm][str(seed)] = judge_run(study, times, budget, truth, ref)
-            hit, total = truth.at_cap()
+            hit, total, seconds = truth.at_cap()
             at_cap[0] += hit
             at_cap[1] += total
+            cpu_truth += seconds
+            cpu_search += sum(t["cpu"] for _, times in studies.values() for t in times.values())
             t_search += t1 - t0
             t_truth += time.perf_counter() - t1
             print(
@@ -751,10 +774,12 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{a} {runs[task][a][str(seed)]['hv']['1.0']:.3f}" for a in arms),
                 flush=True,
             )
-        costs[task] = {
-            "search_seconds": t_search,
-            "truth_seconds": t_truth,
+        costs[task] = {  # what the results cost, cached or not; then what this run spent
+            "search_cpu_seconds": cpu_search,
+            "truth_seconds": cpu_truth,
             "full_trainings_at_cap": at_cap,
+            "this_run_search_seconds": t_search,
+            "this_run_truth_seconds": t_truth,
         }
         write(args, argv, arms, runs, costs, started)  # after each task: resumable
     summary = write(args, argv, arms, runs, costs, started)

@@ -46,6 +46,22 @@ def test_cpu_to_reach_is_the_first_grid_point_at_the_target() -> None:
     assert fpc.cpu_to_reach(curve, 0.41) == math.inf
 
 
+def test_the_summary_pools_the_cpu_of_trials_by_the_epoch_they_stopped_at() -> None:
+    hv = {str(f): 0.3 for f in fpc.CPU_GRID}
+    tpe = {"0": {"hv": hv, "cpu_by_stop_epoch": {"all": [4, 0.8]}}}
+    asha = {
+        "0": {"hv": hv, "cpu_by_stop_epoch": {"1": [6, 0.3], "5": [1, 0.2]}},
+        "1": {"hv": hv, "cpu_by_stop_epoch": {"1": [2, 0.1]}},  # no TPE seed 1: not paired
+    }
+    table = fpc.summarise({"parity": {"tpe": tpe, "asha": asha}}, ["tpe", "asha"], [0, 1])
+    got = table["table"]["parity"]["asha"]["cpu_per_trial_by_stop_epoch"]
+    assert got == {
+        "1": {"trials": 6, "cpu_per_trial": pytest.approx(0.05)},
+        "5": {"trials": 1, "cpu_per_trial": pytest.approx(0.2)},
+    }
+    assert table["table"]["parity"]["tpe"]["cpu_per_trial_by_stop_epoch"]["all"]["trials"] == 4
+
+
 def test_the_decision_rule_needs_three_held_out_wins_and_no_loss() -> None:
     win, tie, loss = [0.05, 0.06, 0.04, 0.05, 0.07], [-0.02, 0.03, 0.0, 0.01, -0.01], [-0.05] * 5
     tasks = ("a", "b", "c", "d")
