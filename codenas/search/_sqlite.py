@@ -30,6 +30,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -47,6 +48,28 @@ def path_of(url: str) -> str | None:
     if path in ("", ":memory:"):
         return None
     return os.path.realpath(path)
+
+
+def not_a_database(url: str) -> str | None:
+    """Why the existing SQLite file of ``url`` is no database (``None``: it is one, it does not
+    exist yet or is empty, or ``url`` names no SQLite file).
+
+    A client told to open such a file may retry for minutes first (MLflow's engine creation
+    backs off for about two); this reads the file's header, read-only, at once. A file merely
+    busy or locked is not refused here.
+    """
+    path = path_of(url)
+    if path is None or not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    try:
+        uri = f"{Path(path).as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2.0)) as con:
+            con.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:  # busy, locked or unopenable: the client says why
+        return None
+    except sqlite3.DatabaseError as err:  # not a database, or a malformed one
+        return f"{path}: {err}"
+    return None
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -217,6 +217,9 @@ def make_client(tracking_uri: str, retry_for: float | None = None) -> Any:
     from codenas.tracking import fresh_db
 
     _quiet_mlflow()  # after the import: importing mlflow configures its loggers
+    broken = _sqlite.not_a_database(tracking_uri)
+    if broken is not None:  # refused now, not after MLflow's two minutes of retries
+        raise StorageError(f"cannot use MLflow tracking URI {mask_url(tracking_uri)!r}: {broken}")
     fresh_db.seed(tracking_uri)  # a new local file without MLflow's ~0.8 s of migrations
     _sqlite.tune(tracking_uri)
 

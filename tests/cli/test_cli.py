@@ -68,6 +68,27 @@ def test_unreachable_storage_is_one_line(workdir: Path, capsys: pytest.CaptureFi
     assert err.count("\n") == 1
 
 
+def test_a_tracking_file_that_is_no_database_is_one_line_at_once(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow retries opening such a file for about two minutes before it gives up."""
+    import time
+
+    (workdir / "mlflow.db").write_bytes(b"not sqlite, " * 1000)
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, "search", "--trials", "1", "--set", "train.epochs=1")
+    assert code == 2
+    # the study's announcement, then the error on one line (the tracker opens beside the
+    # first trial, so the search has started when it is told)
+    errors = [line for line in err.splitlines() if line.startswith("codenas: error:")]
+    assert errors == [
+        "codenas: error: cannot use MLflow tracking URI 'sqlite:///mlflow.db': "
+        f"{(workdir / 'mlflow.db').resolve()}: file is not a database"
+    ], err
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 60  # not after MLflow's retries
+
+
 def test_front_without_a_storage_here(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "front")
     assert code == 2

@@ -156,3 +156,30 @@ sys.exit(0)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 0  # the rows were in the WAL while the process ran
     assert _rows_of_copy(db, tmp_path / "copy") == 30
+
+
+def test_a_file_that_is_no_database_is_told_at_once_and_a_real_one_is_not(
+    tmp_path: Path,
+) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(8192))
+    reason = _sqlite.not_a_database(f"sqlite:///{garbage}")
+    assert reason is not None and str(garbage) in reason and "not a database" in reason
+    real = tmp_path / "real.db"
+    with contextlib.closing(sqlite3.connect(real)) as con:
+        con.execute("CREATE TABLE t (x)")
+        con.commit()
+    assert _sqlite.not_a_database(f"sqlite:///{real}") is None
+    # held by a writer: busy is not broken (the client waits for it as it always did)
+    with contextlib.closing(sqlite3.connect(real, isolation_level=None)) as writer:
+        writer.execute("BEGIN EXCLUSIVE")
+        assert _sqlite.not_a_database(f"sqlite:///{real}") is None
+        writer.execute("ROLLBACK")
+    (tmp_path / "empty.db").touch()  # what a client creates its schema in
+    for url in (
+        f"sqlite:///{tmp_path / 'empty.db'}",
+        f"sqlite:///{tmp_path / 'none.db'}",
+        "postgresql://u@127.0.0.1:1/db",
+        "sqlite:///:memory:",
+    ):
+        assert _sqlite.not_a_database(url) is None
