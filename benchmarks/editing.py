@@ -9,12 +9,18 @@ rows, accuracy on the rows the rule does not touch (change against the source ne
 CPU seconds of each. The rules reported here were not used to choose the defaults (those were
 ``f1 = 0 -> 4``, ``f1 = 4 -> 0``, ``f1 = 0: never 3``, ``f2 = 4: never 1`` on seed 0).
 
+Arms: ``head`` (the default: the head's weights rewritten, 16 exemplars) and ``unit``
+(``--method unit``: one unit added to the last hidden layer, a detector of the rule's rows read
+into the rule's class; 16 and 32 exemplars, the target allowing up to 32). The fine-tuning
+baseline is run on each arm's exemplars.
+
     PYTHONPATH=$PWD nice -n 10 python benchmarks/editing.py
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -24,6 +30,7 @@ from typing import Any
 from _machine import machine
 
 RESULTS = Path(__file__).parent / "results"
+ARMS = [("head", 16), ("unit", 16), ("unit", 32)]
 RULES = [
     ("f3=0", "predict", 2),
     ("f2=4", "predict", 1),
@@ -54,10 +61,14 @@ def _run_seed(seed: int) -> list[dict[str, Any]]:
     model = train_student(spec, data, config.train, seed=seed).model
     source = Source("files", f"seed {seed}", spec, config, data, {}, {}, None, "-", lambda: model)
     rows = []
-    for when, kind, cls in RULES:
+    for (when, kind, cls), (method, exemplars) in itertools.product(RULES, ARMS):
         rule = rule_from_flags([when], **{kind: cls})
-        result = edit(source, rule, seed=seed, log=False)
-        entry: dict[str, Any] = {"seed": seed, "rule": rule.describe()}
+        result = edit(source, rule, seed=seed, log=False, method=method, exemplars=exemplars)
+        entry: dict[str, Any] = {
+            "seed": seed,
+            "rule": rule.describe(),
+            "arm": f"{method}, {exemplars} exemplars",
+        }
         for net in ("before", "edit", "finetune"):
             s = result.scores[(net, "val")]
             entry[net] = {
@@ -78,12 +89,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
         return f"{m:.1f} ± {s:.1f}"
 
     lines = [
-        "| rule | success before | success: edit | success: fine-tune | untouched acc. "
+        "| rule | edit | success before | success: edit | success: fine-tune | untouched acc. "
         "change (pp): edit | fine-tune | CPU s: edit / fine-tune |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for rule in dict.fromkeys(r["rule"] for r in rows):
-        group = [r for r in rows if r["rule"] == rule]
+    keys = dict.fromkeys((r["rule"], r.get("arm", "head, 16 exemplars")) for r in rows)
+    for rule, arm in keys:
+        group = [r for r in rows if (r["rule"], r.get("arm", "head, 16 exemplars")) == (rule, arm)]
 
         def col(net: str, key: str, group: list[dict[str, Any]] = group) -> list[float]:
             return [r[net][key] for r in group]
@@ -94,7 +106,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
         edit_s = statistics.median(r["seconds"]["edit"] for r in group)
         tune_s = statistics.median(r["seconds"]["finetune"] for r in group)
         lines.append(
-            f"| {rule} | {ms(col('before', 'rule_success'))} | {ms(col('edit', 'rule_success'))} "
+            f"| {rule} | {arm} | {ms(col('before', 'rule_success'))} "
+            f"| {ms(col('edit', 'rule_success'))} "
             f"| {ms(col('finetune', 'rule_success'))} | {ms(delta('edit'))} "
             f"| {ms(delta('finetune'))} | {edit_s:.3f} / {tune_s:.3f} |"
         )

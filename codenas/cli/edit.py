@@ -9,8 +9,11 @@ from codenas.cli.erase import add_out_option, add_source_options, resolve_source
 from codenas.decisions.edit_defaults import (
     DEFAULT_EXEMPLARS,
     DEFAULT_FINETUNE_STEPS,
+    DEFAULT_FIRE_QUANTILE,
+    DEFAULT_METHOD,
     DEFAULT_RANK,
     DEFAULT_RIDGE,
+    METHODS,
 )
 
 
@@ -24,7 +27,10 @@ def add_parser(subparsers: Any) -> None:
         "from a few exemplar training rows and with no gradient step: the head's weight and "
         "bias get the least change, measured on the code of the ordinary training rows "
         "(second moment of the head's inputs), that moves the exemplars' logits to what the "
-        "rule asks (Bau et al. 2020; Santurkar et al. 2021; Meng et al. 2022, ROME). Prints, "
+        "rule asks (Bau et al. 2020; Santurkar et al. 2021; Meng et al. 2022, ROME); or, with "
+        "--method unit, one unit added to the last hidden layer, a linear detector of the "
+        "rule's rows read into the rule's class (it changed far fewer other rows, "
+        "docs/editing.md). Prints, "
         "on validation rows never used to fit, the rule's success rate and the accuracy on the "
         "rows the rule does not touch, before and after, next to a fine-tuning baseline on "
         "the same exemplars, then logs the edited network as an MLflow run linked to its "
@@ -35,6 +41,7 @@ def add_parser(subparsers: Any) -> None:
         "examples:\n"
         "  codenas edit --study factors-mlp --trial 7 --when f1=0 --never 3\n"
         "  codenas edit RUN_ID --rule rule.yaml --exemplars 32 --out edited/\n"
+        "  codenas edit --study factors-mlp --trial 7 --when f1=0 --predict 4 --method unit\n"
         "  codenas edit --spec edited/spec.yaml --weights edited/weights.pt --when f2=4 "
         "--predict 1 --no-log",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -50,6 +57,22 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--predict", type=int, metavar="CLASS", help="... should be classified CLASS")
     p.add_argument("--never", type=int, metavar="CLASS", help="... must never be classified CLASS")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULT_METHOD,
+        help="head: rewrite the head's weights (same architecture); unit: add one unit that "
+        "detects the rule's rows to the last hidden layer, wired to the rule's class (the spec "
+        f"gets one more unit; MLPs) (default: {DEFAULT_METHOD})",
+    )
+    p.add_argument(
+        "--quantile",
+        type=float,
+        default=DEFAULT_FIRE_QUANTILE,
+        metavar="Q",
+        help="--method unit: the unit fires above this quantile of the ordinary training rows' "
+        f"detector scores (default: {DEFAULT_FIRE_QUANTILE})",
+    )
     p.add_argument(
         "--exemplars",
         type=int,
@@ -121,11 +144,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         log=not args.no_log,
         experiment=args.experiment,
+        method=args.method,
+        quantile=args.quantile,
     )
     print(result.summary())
     if out is not None:
         spec_path, weights = write_network(
-            out, source.spec, result.model, source, f"{source.title} edited: {rule.describe()}"
+            out, result.spec, result.model, source, f"{source.title} edited: {rule.describe()}"
         )
         print(f"\nwrote {spec_path} and {weights} (--spec/--weights of the next command)")
     if result.run_id:

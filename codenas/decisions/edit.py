@@ -41,7 +41,12 @@ the target class), and what a later non-linearity does with it is not controlled
 keys are the layer a linear probe reads factors from best (docs/editing.md), so a rule stated on
 factors is linearly visible there.
 
-The edited network (same architecture, parameter count) is logged as an MLflow run
+``method="unit"`` (``--method unit``, :func:`rule_unit`) adds a non-linearity instead: one
+unit in the last hidden layer, a logistic probe of that layer's inputs that fires on the rule's
+rows, read into the rule's class only. It moves far fewer of the other rows than the head
+rewrite (docs/editing.md) at the price of one more unit.
+
+The edited network (``head``: same architecture, parameter count) is logged as an MLflow run
 (``codenas.role=edit``), linked to its source like ``codenas erase``'s.
 """
 
@@ -69,8 +74,11 @@ if TYPE_CHECKING:
 from codenas.decisions.edit_defaults import (
     DEFAULT_EXEMPLARS,
     DEFAULT_FINETUNE_STEPS,
+    DEFAULT_FIRE_QUANTILE,
+    DEFAULT_METHOD,
     DEFAULT_RANK,
     DEFAULT_RIDGE,
+    METHODS,
 )
 
 _BATCH = 1024
@@ -403,6 +411,145 @@ def set_head(model: nn.Module, weight: ArrayLike, bias: ArrayLike) -> nn.Module:
     return edited
 
 
+# ----------------------------------------------------------------------------- rule unit
+
+
+@torch.no_grad()
+def _inputs_of(module: nn.Module, model: nn.Module, x: torch.Tensor) -> NDArray[np.float64]:
+    """What ``module`` receives when ``model`` (eval mode) runs on ``x``, ``(n, d)``."""
+    got: list[torch.Tensor] = []
+    handle = module.register_forward_pre_hook(lambda _m, args: got.append(args[0].detach()))
+    was = model.training
+    model.eval()
+    try:
+        for s in range(0, len(x), _BATCH):
+            model(x[s : s + _BATCH])
+    finally:
+        handle.remove()
+        model.train(was)
+    return torch.cat(got).flatten(1).double().numpy()
+
+
+@dataclasses.dataclass
+class RuleUnit:
+    """What ``--method unit`` added: the layer, the probe's fit, where the unit fires.
+
+    Attributes:
+        layer: the hidden layer that got the unit (the last; the head reads it).
+        threshold, full: probe scores where the unit starts firing (``quantile`` of the
+            ordinary training rows') and where it reaches 1 (the exemplars' median).
+        weight: the head's weight from the unit to the rule's class.
+        fires_exemplars, fires_ordinary: fraction of exemplar and ordinary training rows on
+            which the unit is above its resting value.
+    """
+
+    layer: int
+    quantile: float
+    threshold: float
+    full: float
+    weight: float
+    fires_exemplars: float
+    fires_ordinary: float
+
+
+@torch.no_grad()
+def rule_unit(
+    model: nn.Module,
+    spec: Any,
+    data: Dataset,
+    rule: Rule,
+    ex_rows: NDArray[np.integer],
+    ordinary_rows: NDArray[np.integer],
+    margin: float,
+    *,
+    quantile: float = DEFAULT_FIRE_QUANTILE,
+) -> tuple[Any, nn.Module, RuleUnit]:
+    """The network with one more unit in its last hidden layer, a detector of the rule's rows
+    wired to the rule's class (``--method unit``).
+
+    1. **Detector.** A logistic probe (balanced classes) of the last hidden layer's *inputs*,
+       exemplar rows against every ordinary training row; its score ``p(h) = w.h + c``.
+    2. **Unit.** Its input weights and bias are the probe's, rescaled so that the unit's
+       pre-activation is 0 at the ``quantile`` of the ordinary rows' scores and 1 at the
+       exemplars' median score: under the layer's activation it rests (0 for ReLU) on nearly
+       every ordinary row and is active on the rule's rows.
+    3. **Wiring.** The head reads the unit into the rule's class only, with the least weight
+       after which every exemplar that fires obeys the rule by ``margin`` (as the head rewrite's
+       shift ``M``, per unit of activation); the class's bias takes off what the unit gives
+       at rest, so a row on which it rests keeps its logits exactly.
+
+    The spec's last hidden layer is one unit wider; the rest of the network is unchanged.
+
+    Raises:
+        ConfigError: a network whose last hidden layer is not one ``Linear`` the head reads
+            directly (a CNN's, for instance), or a probe that fires on none of the exemplars.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from codenas.spaces import add_unit, layer_sizes, space_of
+
+    space = space_of(spec)
+    layer = len(layer_sizes(spec)) - 1
+    producers = space.unit_producers(model, layer)
+    reader, norm = space.unit_reader(model, layer)
+    if not (
+        len(producers) == 1
+        and isinstance(producers[0], nn.Linear)
+        and reader is model.head
+        and norm is None
+    ):
+        raise ConfigError(
+            f"--method unit: needs a last hidden layer made by one Linear that the head reads "
+            f"directly; this {space.name} network's is not (use --method head)"
+        )
+    keys = _inputs_of(producers[0], model, data.train.x)
+    x = np.vstack([keys[ex_rows], keys[ordinary_rows]])
+    y = np.r_[np.ones(len(ex_rows)), np.zeros(len(ordinary_rows))]
+    probe = LogisticRegression(class_weight="balanced", max_iter=2000).fit(x, y)
+    w, c = probe.coef_[0], float(probe.intercept_[0])
+    threshold = float(np.quantile(keys[ordinary_rows] @ w + c, quantile))
+    full = float(np.median(keys[ex_rows] @ w + c))
+    if full <= threshold:
+        raise ConfigError(
+            f"--method unit: a linear probe of layer {layer}'s inputs does not tell the rule's "
+            f"exemplars from the other rows (their median score is below the {quantile:g} "
+            "quantile of the others'); try more --exemplars, or --method head"
+        )
+    scale = 1.0 / (full - threshold)
+    new_spec, edited = add_unit(model, spec, layer)
+    producer = space.unit_producers(edited, layer)[0]
+    producer.weight[-1] = torch.as_tensor(w * scale, dtype=producer.weight.dtype)
+    producer.bias[-1] = (c - threshold) * scale
+    unit = _inputs_of(edited.head, edited, data.train.x)[:, -1]
+    rest = float(np.median(unit[ordinary_rows]))
+    lift = unit[ex_rows] - rest
+    _, logits = head_keys(model, data.train.x[torch.as_tensor(ex_rows)])
+    cls = rule.target
+    others = np.delete(logits, cls, axis=1).max(axis=1)
+    need = others - logits[:, cls] if rule.predict is not None else logits[:, cls] - others
+    need = need + margin
+    fires = lift > 1e-6
+    if not fires.any():
+        raise ConfigError(
+            f"--method unit: the rule unit fires on none of the {len(ex_rows)} exemplars; "
+            "try more --exemplars, or --method head"
+        )
+    gain = max(float(np.max(need[fires] / lift[fires])), 0.0)
+    gain = gain if rule.predict is not None else -gain
+    edited.head.weight[cls, -1] = gain
+    edited.head.bias[cls] -= gain * rest
+    info = RuleUnit(
+        layer=layer,
+        quantile=quantile,
+        threshold=threshold,
+        full=full,
+        weight=gain,
+        fires_exemplars=float(fires.mean()),
+        fires_ordinary=float(np.mean(unit[ordinary_rows] - rest > 1e-6)),
+    )
+    return new_spec, edited.eval(), info
+
+
 # ----------------------------------------------------------------------------- baseline
 
 
@@ -503,7 +650,8 @@ class Edit:
 
     Attributes:
         title: the source network; rule: the rule.
-        model: the edited network (same architecture; only the head's weight and bias differ).
+        model: the edited network (``head``: same architecture, only the head's weight and
+            bias differ; ``unit``: one more unit in the last hidden layer, see ``spec``).
         finetuned: the fine-tuning baseline's network.
         scores: ``{(network, split): Scores}`` for network in ``before``/``edit``/``finetune``
             and split in ``val``/``test``.
@@ -513,6 +661,8 @@ class Edit:
         seconds: CPU seconds (``edit``, ``finetune``); finetune_steps, lr: the baseline.
         weight_change: ``|D|_F / |[W b]|_F``, the relative size of the change.
         singular_values: of the whitened exemplar keys (how many directions they span).
+        method: ``head`` or ``unit``; spec: the edited network's spec (``unit``: its last
+            hidden layer one unit wider); unit: what ``unit`` added (:class:`RuleUnit`).
     """
 
     title: str
@@ -535,6 +685,9 @@ class Edit:
     links: dict[str, str] = dataclasses.field(default_factory=dict)
     run_id: str | None = None
     model_uri: str | None = None
+    method: str = "head"
+    spec: Any = None
+    unit: RuleUnit | None = None
 
     def metrics(self) -> dict[str, float]:
         """Flat values for MLflow: ``rule_success/<split>``, ``untouched_accuracy/<split>``,
@@ -561,14 +714,30 @@ class Edit:
     def summary(self) -> str:
         """The report as text."""
         b, e, f = (self.scores[(n, "val")] for n in ("before", "edit", "finetune"))
+        if self.unit is not None:
+            u = self.unit
+            first = (
+                f"edited {self.title}: rule {self.rule.describe()!r}; added one unit to hidden "
+                f"layer {u.layer}, a linear probe of its inputs fitted on {self.exemplars} "
+                f"exemplar training rows against {self.ordinary:,} ordinary ones, firing above "
+                f"the {u.quantile:g} quantile of theirs (on {100 * u.fires_exemplars:.0f}% of "
+                f"the exemplars, {100 * u.fires_ordinary:.1f}% of the ordinary rows), read "
+                f"into the logit of class {self.rule.target} with weight {u.weight:+.2f} "
+                f"(margin {self.margin:.2f}); {self.seconds['edit']:.3f} s CPU, no gradient step"
+            )
+        else:
+            first = (
+                f"edited the head of {self.title}: rule {self.rule.describe()!r}; a "
+                f"rank-{self.rank} least-squares rewrite of its weight and bias from "
+                f"{self.exemplars} exemplar training rows (logit of class {self.rule.target} "
+                f"{'raised' if self.rule.predict is not None else 'lowered'} by "
+                f"{self.shift:.2f}, margin {self.margin:.2f}), keeping the code of "
+                f"{self.ordinary:,} ordinary training rows (second moment, ridge "
+                f"{self.ridge:g}); weights moved by {100 * self.weight_change:.1f}%; "
+                f"{self.seconds['edit']:.3f} s CPU, no gradient step"
+            )
         lines = [
-            f"edited the head of {self.title}: rule {self.rule.describe()!r}; a rank-{self.rank} "
-            f"least-squares rewrite of its weight and bias from {self.exemplars} exemplar "
-            f"training rows (logit of class {self.rule.target} "
-            f"{'raised' if self.rule.predict is not None else 'lowered'} by {self.shift:.2f}, "
-            f"margin {self.margin:.2f}), keeping the code of {self.ordinary:,} ordinary training "
-            f"rows (second moment, ridge {self.ridge:g}); weights moved by "
-            f"{100 * self.weight_change:.1f}%; {self.seconds['edit']:.3f} s CPU, no gradient step",
+            first,
             f"on {b.rule_rows + b.untouched_rows} validation rows never used to fit "
             f"({b.rule_rows} of the rule, {b.untouched_rows} it does not touch):",
         ]
@@ -631,6 +800,8 @@ def edit(
     seed: int = 0,
     log: bool = True,
     experiment: str | None = None,
+    method: str = DEFAULT_METHOD,
+    quantile: float = DEFAULT_FIRE_QUANTILE,
 ) -> Edit:
     """Inject ``rule`` into ``source``'s network by rewriting its head (module docstring).
 
@@ -646,11 +817,19 @@ def edit(
         seed: picks the exemplars and seeds the baseline.
         log: log the edited network to MLflow (when the source has a tracking store).
         experiment: the MLflow experiment (default: the source's).
+        method: ``head`` (rewrite the head's weights; same architecture) or ``unit`` (add a
+            unit that detects the rule's rows to the last hidden layer: :func:`rule_unit`).
+        quantile: ``unit``: where the detector starts firing, as a quantile of the ordinary
+            training rows' probe scores.
 
     Raises:
         DataError, ConfigError: see :func:`check_rule` (raised before any work).
     """
     data = source.data
+    if method not in METHODS:
+        raise ConfigError(f"--method: one of {', '.join(METHODS)}, got {method!r}")
+    if not 0.5 <= quantile < 1.0:
+        raise ConfigError(f"--quantile: 0.5 <= q < 1 must hold, got {quantile}")
     check_rule(rule, data, exemplars=exemplars, rank=rank)
     if not ridge >= 0 or (margin is not None and not margin >= 0) or finetune_steps < 0:
         raise ConfigError(
@@ -667,26 +846,42 @@ def edit(
     start = time.process_time()
     keys, logits = head_keys(model, data.train.x)
     margin = default_margin(logits) if margin is None else float(margin)
-    values, shift = rule_values(logits[ex_rows], rule, margin)
     head = model.head
-    try:
-        weight, bias, singular = rewrite_linear(
-            head.weight.detach().double().numpy(),
-            head.bias.detach().double().numpy(),
-            keys[ex_rows],
-            values,
-            second_moment(keys[ordinary_rows]),
-            rank=rank,
-            ridge=ridge,
-        )
-    except ValueError as err:
-        raise ConfigError(f"--rank {rank}: {str(err).removeprefix('rewrite: ')}") from None
-    edited = set_head(model, weight, bias)
-    seconds = {"edit": time.process_time() - start}
     old = np.hstack(
         [head.weight.detach().double().numpy(), head.bias.detach().double().numpy()[:, None]]
     )
-    change = float(np.linalg.norm(np.hstack([weight, bias[:, None]]) - old) / np.linalg.norm(old))
+    spec, unit, singular = source.spec, None, np.zeros(0)
+    if method == "unit":
+        spec, edited, unit = rule_unit(
+            model, source.spec, data, rule, ex_rows, ordinary_rows, margin, quantile=quantile
+        )
+        shift = abs(unit.weight)
+        new_head = edited.head
+        new = np.hstack(
+            [
+                new_head.weight.detach().double().numpy(),
+                new_head.bias.detach().double().numpy()[:, None],
+            ]
+        )
+        old = np.hstack([old[:, :-1], np.zeros((old.shape[0], 1)), old[:, -1:]])
+    else:
+        values, shift = rule_values(logits[ex_rows], rule, margin)
+        try:
+            weight, bias, singular = rewrite_linear(
+                head.weight.detach().double().numpy(),
+                head.bias.detach().double().numpy(),
+                keys[ex_rows],
+                values,
+                second_moment(keys[ordinary_rows]),
+                rank=rank,
+                ridge=ridge,
+            )
+        except ValueError as err:
+            raise ConfigError(f"--rank {rank}: {str(err).removeprefix('rewrite: ')}") from None
+        edited = set_head(model, weight, bias)
+        new = np.hstack([weight, bias[:, None]])
+    seconds = {"edit": time.process_time() - start}
+    change = float(np.linalg.norm(new - old) / np.linalg.norm(old))
     fit_success = float(
         rule.follows(_predict(edited, data.train.x[torch.as_tensor(ex_rows)])).mean()
     )
@@ -731,6 +926,9 @@ def edit(
         weight_change=change,
         singular_values=[float(v) for v in singular],
         links=dict(source.links),
+        method=method,
+        spec=spec,
+        unit=unit,
     )
     if log and source.tracking_uri is not None:
         result.run_id, result.model_uri = _log(result, source, experiment)
@@ -744,11 +942,18 @@ def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str
     from codenas.tracking.editing import log_edit
 
     assert source.tracking_uri is not None
+    spec = result.spec if result.spec is not None else source.spec
+    how = (
+        f"the head of {source.title} ({spec_summary(source.spec.to_dict())}) by a "
+        f"rank-{result.rank} closed-form rewrite"
+        if result.unit is None
+        else f"{source.title} ({spec_summary(source.spec.to_dict())}) by one added unit "
+        f"that detects the rule's rows ({spec_summary(spec.to_dict())})"
+    )
     tags = source.run_tags(
-        source.spec,
-        f"`codenas edit`: rule {result.rule.describe()!r} injected into the head of "
-        f"{source.title} ({spec_summary(source.spec.to_dict())}) by a rank-{result.rank} "
-        "closed-form rewrite. edit.txt has the report.",
+        spec,
+        f"`codenas edit`: rule {result.rule.describe()!r} injected into {how}, no gradient "
+        "step. edit.txt has the report.",
         **{"codenas.rule": json.dumps(result.rule.to_dict())},
     )
     report = {
@@ -760,11 +965,11 @@ def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str
         "exemplars": result.exemplars,
         "scores": {f"{n}/{s}": dataclasses.asdict(v) for (n, s), v in result.scores.items()},
         "seconds": result.seconds,
+        "method": result.method,
+        "unit": None if result.unit is None else dataclasses.asdict(result.unit),
     }
     texts = {
-        **source.run_files(
-            source.spec, f"{source.title} edited: {result.rule.describe()} (codenas edit)"
-        ),
+        **source.run_files(spec, f"{source.title} edited: {result.rule.describe()} (codenas edit)"),
         "edit.txt": result.summary() + "\n",
         "edit.json": json.dumps(report, indent=2),
         "rule.yaml": yaml.safe_dump(result.rule.to_dict(), sort_keys=False),
@@ -778,7 +983,7 @@ def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str
         input_example=source.data.val.x[:2].numpy(),
         params={
             "rule": result.rule.to_dict(),
-            "method": "head-rewrite",
+            "method": "head-rewrite" if result.unit is None else "rule-unit",
             "rank": result.rank,
             "ridge": result.ridge,
             "margin": round(result.margin, 6),
@@ -794,11 +999,13 @@ def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str
 __all__ = [
     "Edit",
     "Rule",
+    "RuleUnit",
     "check_rule",
     "edit",
     "load_rule",
     "rewrite_linear",
     "rule_from_flags",
     "rule_from_mapping",
+    "rule_unit",
     "rule_values",
 ]

@@ -32,7 +32,13 @@ from codenas.spaces.profiles import (
     narrowest_width,
     width_profile,
 )
-from codenas.spaces.surgery import SurgeryError, fold_affine, keep_units, widen_units
+from codenas.spaces.surgery import (
+    SurgeryError,
+    add_unit,
+    fold_affine,
+    keep_units,
+    widen_units,
+)
 
 DEFAULT_SPACE = MLPSpace.name
 """The space of a config whose ``space:`` section names none."""
@@ -54,6 +60,7 @@ __all__ = [
     "SpaceConfig",
     "Spec",
     "SurgeryError",
+    "add_unit",
     "all_layers_fields",
     "build_model",
     "fixed_widths",

@@ -124,6 +124,32 @@ def widen_units(
 
 
 @torch.no_grad()
+def add_unit(model: nn.Module, spec: Spec, layer: int) -> tuple[Spec, nn.Module]:
+    """Hidden layer ``layer`` with one more unit, last, that nothing feeds and nothing reads
+    yet (its weights, bias and reader column are zero): the network computes what it did.
+
+    Returns:
+        ``(new spec, new module)``; the new unit is the layer's last.
+    """
+    space = _space(spec)
+    sizes = list(space.layer_sizes(spec))
+    old = sizes[layer]
+    idx = torch.as_tensor([*range(old), 0], dtype=torch.long)  # a copy of unit 0, then zeroed
+    edited = copy.deepcopy(model).cpu()
+    for module in space.unit_producers(edited, layer):
+        _slice(module, 0, idx)
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            module.weight[old:] = 0.0
+            if module.bias is not None:
+                module.bias[old:] = 0.0
+    reader, _ = space.unit_reader(edited, layer)
+    _slice(reader, 1, idx)
+    reader.weight[:, old:] = 0.0
+    sizes[layer] = old + 1
+    return _rebuilt(space, spec, sizes, edited)
+
+
+@torch.no_grad()
 def fold_affine(
     model: nn.Module, spec: Spec, layer: int, matrix: np.ndarray, bias: np.ndarray
 ) -> nn.Module:

@@ -11,6 +11,7 @@ import torch
 
 import codenas
 from codenas.cli import main
+from codenas.decisions import edit as edit_module
 from codenas.decisions.edit import (
     check_rule,
     edit,
@@ -22,6 +23,7 @@ from codenas.decisions.edit import (
     second_moment,
 )
 from codenas.errors import ConfigError, DataError
+from codenas.spaces import build_model, layer_sizes
 from tests.decisions._nets import coordinate_data, coordinate_net, source_of, switch_data
 
 
@@ -83,6 +85,50 @@ def test_a_rule_the_head_can_represent_is_edited_exactly() -> None:
     assert val.untouched_accuracy == result.scores[("before", "val")].untouched_accuracy
     assert result.scores[("before", "val")].rule_success < 0.4  # the rule was not there before
     assert "rule success" in result.summary()
+
+
+def test_a_rule_unit_detects_the_rules_rows_and_leaves_the_others_exactly() -> None:
+    # Rows with a = 0 differ from the others along unit 0 of the first hidden layer, which the
+    # last hidden layer reads: a probe there tells them apart without error, so the added unit
+    # fires on every row of the rule, held out included, and rests on the others.
+    data = switch_data()
+    spec, model = coordinate_net()
+    rule = rule_from_flags(["a=0"], predict=3)
+    result = edit(
+        source_of(spec, model, data), rule, margin=2.0, log=False, finetune_steps=0, method="unit"
+    )
+    assert layer_sizes(result.spec) == (4, 5)  # one more unit in the last hidden layer
+    assert result.unit is not None and result.unit.fires_exemplars == 1.0
+    val = result.scores[("edit", "val")]
+    assert val.rule_success == 1.0 and result.scores[("before", "val")].rule_success < 0.4
+    assert val.changed == 0.0
+    # where the unit rests, the logits are the source's, exactly
+    unit = edit_module._inputs_of(result.model.head, result.model, data.val.x)[:, -1]
+    rows = rule.matches(data.val, ["a", "b"])
+    rest = ~rows & (unit <= unit[~rows].min() + 1e-9)
+    assert rest.mean() > 0.4
+    _, before = head_keys(model, data.val.x)
+    _, after = head_keys(result.model, data.val.x)
+    np.testing.assert_allclose(after[rest], before[rest], atol=1e-4)
+    # the edited network is what its spec builds
+    rebuilt = build_model(result.spec)
+    rebuilt.load_state_dict(result.model.state_dict())
+    assert "added one unit to hidden layer 1" in result.summary()
+
+
+def test_a_rule_unit_needs_a_linear_last_layer_the_head_reads() -> None:
+    from codenas.spaces import CNNSpec
+
+    spec = CNNSpec(input_shape=(1, 8, 8), n_outputs=3, channels=(4, 4), pool_every=1)
+    rule = rule_from_flags(["a=0"], predict=1)
+    with pytest.raises(ConfigError, match="--method unit: needs a last hidden layer made by one"):
+        edit_module.rule_unit(
+            build_model(spec), spec, switch_data(n=40), rule, np.arange(3), np.arange(3, 9), 1.0
+        )
+    with pytest.raises(ConfigError, match="--method: one of head, unit, got 'neuron'"):
+        data = switch_data(n=200)
+        spec2, model = coordinate_net()
+        edit(source_of(spec2, model, data), rule, log=False, method="neuron")
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +242,23 @@ def test_cli_from_spec_and_weights_writes_a_network_that_is_a_source(
     again = ["--spec", str(out / "spec.yaml"), "--weights", str(out / "weights.pt"), "--no-log"]
     assert main(["edit", *again, *rule]) == 0
     assert "rule success" in capsys.readouterr().out
+
+
+def test_cli_method_unit_writes_the_wider_network(factors_net, tmp_path: Path, capsys) -> None:
+    from codenas.decisions.transfer import load_spec_file
+
+    source, spec, weights = factors_net
+    out = tmp_path / "unit"
+    files = ["--spec", str(spec), "--weights", str(weights), "--no-log"]
+    rule = ["--when", "f1=4", "--predict", "0", "--finetune-steps", "0", "--method", "unit"]
+    assert main(["edit", *files, *rule, "--out", str(out)]) == 0
+    assert "added one unit to hidden layer 1" in capsys.readouterr().out
+    written = load_spec_file(out / "spec.yaml").spec
+    assert layer_sizes(written) == (64, 33)
+    model = build_model(written)
+    model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
+    pred = model.eval()(source.data.val.x).argmax(1).numpy()
+    rows = rule_from_flags(["f1=4"], predict=0).matches(source.data.val, source.data.factor_names)
+    assert (pred[rows] == 0).mean() >= 0.9  # the dev rule, held-out rows (0.99 measured)
+    before = source.model().eval()(source.data.val.x).argmax(1).numpy()
+    assert (pred[~rows] != before[~rows]).mean() <= 0.02  # the other rows barely move

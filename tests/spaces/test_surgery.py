@@ -10,6 +10,7 @@ from codenas.spaces import (
     CNNSpec,
     MLPSpec,
     SurgeryError,
+    add_unit,
     build_model,
     fold_affine,
     keep_units,
@@ -74,3 +75,23 @@ def test_what_a_space_cannot_do_is_refused_by_name() -> None:
         space_of(spec).insert_identity(model, spec, 1)
     with pytest.raises(SurgeryError, match="cannot keep"):
         keep_units(model, spec, 0, [0, 9])
+
+
+@torch.no_grad()
+def test_an_added_unit_changes_nothing_until_it_is_wired() -> None:
+    torch.manual_seed(0)
+    spec = MLPSpec(input_shape=(5,), n_outputs=3, widths=(4, 6), activation="relu")
+    model = build_model(spec).eval()
+    x = torch.randn(32, 5)
+    for layer, sizes in ((0, (5, 6)), (1, (4, 7))):
+        new_spec, new = add_unit(model, spec, layer)
+        assert layer_sizes(new_spec) == sizes
+        torch.testing.assert_close(new.eval()(x), model(x))
+        # the new unit is the last, and it is wired to nothing
+        produced = new.hidden_layers[layer][0]
+        assert not produced.weight[-1].any() and not produced.bias[-1]
+    cnn_spec, cnn_model = cnn()
+    wide_spec, wide = add_unit(cnn_model, cnn_spec, 1)
+    assert layer_sizes(wide_spec) == (6, 6, 4)
+    y = torch.randn(8, 1, 8, 8)
+    torch.testing.assert_close(wide.eval()(y), cnn_model(y), rtol=1e-4, atol=1e-5)
