@@ -37,6 +37,15 @@ RULES = [
     ("f3=4", "never", 0),
     ("f2=0", "never", 4),
 ]
+# Added after --method unit was built, as a check on rules it was not designed on: levels in
+# the middle of a factor's range (every rule above names an extreme level, 0 or 4), which a
+# single linear detector cannot cut out of a code where the factor varies along a direction.
+MIDDLE_RULES = [
+    ("f2=2", "predict", 1),
+    ("f3=2", "predict", 2),
+    ("f2=2", "never", 0),
+    ("f3=1", "never", 4),
+]
 SEEDS = (1, 2, 3)
 
 
@@ -48,6 +57,7 @@ def _run_seed(seed: int) -> list[dict[str, Any]]:
     from codenas.decisions.distil import train_student
     from codenas.decisions.edit import edit, rule_from_flags
     from codenas.decisions.source import Source
+    from codenas.errors import ConfigError
     from codenas.spaces import MLPSpec
 
     torch.set_num_threads(1)
@@ -61,14 +71,19 @@ def _run_seed(seed: int) -> list[dict[str, Any]]:
     model = train_student(spec, data, config.train, seed=seed).model
     source = Source("files", f"seed {seed}", spec, config, data, {}, {}, None, "-", lambda: model)
     rows = []
-    for (when, kind, cls), (method, exemplars) in itertools.product(RULES, ARMS):
+    for (when, kind, cls), (method, exemplars) in itertools.product(RULES + MIDDLE_RULES, ARMS):
         rule = rule_from_flags([when], **{kind: cls})
-        result = edit(source, rule, seed=seed, log=False, method=method, exemplars=exemplars)
         entry: dict[str, Any] = {
             "seed": seed,
             "rule": rule.describe(),
             "arm": f"{method}, {exemplars} exemplars",
+            "middle": (when, kind, cls) in MIDDLE_RULES,
         }
+        try:
+            result = edit(source, rule, seed=seed, log=False, method=method, exemplars=exemplars)
+        except ConfigError as err:  # --method unit refuses a rule its detector cannot isolate
+            rows.append({**entry, "refused": str(err)})
+            continue
         for net in ("before", "edit", "finetune"):
             s = result.scores[(net, "val")]
             entry[net] = {
@@ -83,19 +98,25 @@ def _run_seed(seed: int) -> list[dict[str, Any]]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    """One line per rule and arm: means ± sd over the seeds the arm edited; a seed whose rule
+    ``--method unit`` refused counts in the "refused" column, not in the means."""
+
     def ms(values: list[float], scale: float = 100.0) -> str:
+        if not values:
+            return "-"
         m = statistics.mean(values) * scale
         s = statistics.stdev(values) * scale if len(values) > 1 else 0.0
         return f"{m:.1f} ± {s:.1f}"
 
     lines = [
-        "| rule | edit | success before | success: edit | success: fine-tune | untouched acc. "
-        "change (pp): edit | fine-tune | CPU s: edit / fine-tune |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rule | edit | refused | success before | success: edit | success: fine-tune "
+        "| untouched acc. change (pp): edit | fine-tune | CPU s: edit / fine-tune |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     keys = dict.fromkeys((r["rule"], r.get("arm", "head, 16 exemplars")) for r in rows)
     for rule, arm in keys:
-        group = [r for r in rows if (r["rule"], r.get("arm", "head, 16 exemplars")) == (rule, arm)]
+        every = [r for r in rows if (r["rule"], r.get("arm", "head, 16 exemplars")) == (rule, arm)]
+        group = [r for r in every if "refused" not in r]
 
         def col(net: str, key: str, group: list[dict[str, Any]] = group) -> list[float]:
             return [r[net][key] for r in group]
@@ -103,13 +124,18 @@ def _table(rows: list[dict[str, Any]]) -> str:
         def delta(net: str, group: list[dict[str, Any]] = group) -> list[float]:
             return [r[net]["untouched_accuracy"] - r["before"]["untouched_accuracy"] for r in group]
 
-        edit_s = statistics.median(r["seconds"]["edit"] for r in group)
-        tune_s = statistics.median(r["seconds"]["finetune"] for r in group)
+        seconds = (
+            f"{statistics.median(r['seconds']['edit'] for r in group):.3f} / "
+            f"{statistics.median(r['seconds']['finetune'] for r in group):.3f}"
+            if group
+            else "-"
+        )
         lines.append(
-            f"| {rule} | {arm} | {ms(col('before', 'rule_success'))} "
+            f"| {rule} | {arm} | {len(every) - len(group)} of {len(every)} "
+            f"| {ms(col('before', 'rule_success'))} "
             f"| {ms(col('edit', 'rule_success'))} "
             f"| {ms(col('finetune', 'rule_success'))} | {ms(delta('edit'))} "
-            f"| {ms(delta('finetune'))} | {edit_s:.3f} / {tune_s:.3f} |"
+            f"| {ms(delta('finetune'))} | {seconds} |"
         )
     return "\n".join(lines)
 
