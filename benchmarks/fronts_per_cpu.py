@@ -159,6 +159,9 @@ ARMS: dict[str, list[str]] = {
     "code-asha-screen": ["study.sampler=code", SCHEDULE, SCREEN],
 }
 CPU_GRID = (1 / 8, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0)
+# Trial counts at which each arm's front is also judged (the second target: the default
+# search's HV from 30 to 60 trials never falls by more than one seed spread).
+TRIAL_POINTS = (15, 30, 60)
 DECISION_POINT = 1 / 3
 BOOTSTRAP = 10_000
 
@@ -528,6 +531,12 @@ def judge_run(
         f: hv_at(values, ended, f * budget, lambda n: truth(specs[n]), params, ref)
         for f in CPU_GRID
     }
+    position = {n: i + 1 for i, n in enumerate(sorted(ended, key=ended.__getitem__))}
+    by_trials = {
+        k: hv_at(values, position, k, lambda n: truth(specs[n]), params, ref)
+        for k in TRIAL_POINTS
+        if k <= len(position)
+    }
     by_stop: dict[str, list[float]] = {}  # [trials, CPU s] by the epoch a trial stopped at
     for t in study.get_trials(deepcopy=False):
         if str(t.number) in times:
@@ -538,6 +547,7 @@ def judge_run(
             count[1] += float(times[str(t.number)]["cpu"])
     return {
         "hv": {str(f): v for f, v in curve.items()},
+        "hv_by_trials": {str(k): v for k, v in by_trials.items()},
         "cpu_by_stop_epoch": by_stop,
         "trials": len(times),
         "complete": len(done),
@@ -584,6 +594,23 @@ def summarise(runs: Mapping[str, Any], arms: Sequence[str], seeds: Sequence[int]
                     acc = pooled.setdefault(stop, [0.0, 0.0])
                     acc[0] += n
                     acc[1] += cpu
+            # HV after the first 15, 30, 60 trials (trials ended, in order), and 30 -> 60
+            counts = [
+                str(k)
+                for k in TRIAL_POINTS
+                if all(str(k) in rows[str(s)].get("hv_by_trials", {}) for s in paired)
+            ]
+            row["hv_by_trials_mean"] = {
+                k: float(np.mean([rows[str(s)]["hv_by_trials"][k] for s in paired]))
+                for k in counts
+                if paired
+            }
+            if {"30", "60"} <= set(counts) and paired:
+                change = [
+                    rows[str(s)]["hv_by_trials"]["60"] - rows[str(s)]["hv_by_trials"]["30"]
+                    for s in paired
+                ]
+                row["hv_30_to_60"] = list(bootstrap_ci(change))
             # where the CPU went: trials that stopped after E epochs, their share, CPU a trial
             row["cpu_per_trial_by_stop_epoch"] = {
                 stop: {"trials": int(n), "cpu_per_trial": cpu / n}

@@ -62,6 +62,18 @@ def test_the_summary_pools_the_cpu_of_trials_by_the_epoch_they_stopped_at() -> N
     assert table["table"]["parity"]["tpe"]["cpu_per_trial_by_stop_epoch"]["all"]["trials"] == 4
 
 
+def test_the_summary_gives_the_hv_change_from_30_to_60_trials_per_paired_seed() -> None:
+    hv = {str(f): 0.3 for f in fpc.CPU_GRID}
+    tpe = {
+        str(s): {"hv": hv, "hv_by_trials": {"15": 0.1, "30": 0.2, "60": 0.2 + d}}
+        for s, d in enumerate([0.01, 0.03, -0.02])
+    }
+    table = fpc.summarise({"parity": {"tpe": tpe}}, ["tpe"], [0, 1, 2])["table"]["parity"]["tpe"]
+    assert table["hv_by_trials_mean"] == pytest.approx({"15": 0.1, "30": 0.2, "60": 0.2 + 0.02 / 3})
+    mean, low, high = table["hv_30_to_60"]
+    assert mean == pytest.approx(0.02 / 3) and -0.02 <= low < mean < high <= 0.03
+
+
 def test_the_decision_rule_needs_three_held_out_wins_and_no_loss() -> None:
     win, tie, loss = [0.05, 0.06, 0.04, 0.05, 0.07], [-0.02, 0.03, 0.0, 0.01, -0.01], [-0.05] * 5
     tasks = ("a", "b", "c", "d")
