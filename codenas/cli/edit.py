@@ -61,9 +61,10 @@ def add_parser(subparsers: Any) -> None:
         "--method",
         choices=METHODS,
         default=DEFAULT_METHOD,
-        help="head: rewrite the head's weights (same architecture); unit: add one unit that "
-        "detects the rule's rows to the last hidden layer, wired to the rule's class (the spec "
-        f"gets one more unit; MLPs) (default: {DEFAULT_METHOD})",
+        help="head: rewrite the head's weights (same architecture); unit: add a detector of "
+        "the rule's rows to the last hidden layer, wired to the rule's class: one unit, or "
+        "three ReLU units forming a band for one level inside a factor's range (the spec gets "
+        f"the units; MLPs) (default: {DEFAULT_METHOD})",
     )
     p.add_argument(
         "--quantile",

@@ -415,10 +415,16 @@ def set_head(model: nn.Module, weight: ArrayLike, bias: ArrayLike) -> nn.Module:
 
 
 @torch.no_grad()
-def _inputs_of(module: nn.Module, model: nn.Module, x: torch.Tensor) -> NDArray[np.float64]:
-    """What ``module`` receives when ``model`` (eval mode) runs on ``x``, ``(n, d)``."""
+def _inputs_of(
+    module: nn.Module, model: nn.Module, x: torch.Tensor, *, outputs: bool = False
+) -> NDArray[np.float64]:
+    """What ``module`` receives (or, with ``outputs``, returns) when ``model`` (eval mode)
+    runs on ``x``, ``(n, d)``."""
     got: list[torch.Tensor] = []
-    handle = module.register_forward_pre_hook(lambda _m, args: got.append(args[0].detach()))
+    if outputs:
+        handle = module.register_forward_hook(lambda _m, _a, out: got.append(out.detach()))
+    else:
+        handle = module.register_forward_pre_hook(lambda _m, args: got.append(args[0].detach()))
     was = model.training
     model.eval()
     try:
@@ -432,24 +438,54 @@ def _inputs_of(module: nn.Module, model: nn.Module, x: torch.Tensor) -> NDArray[
 
 @dataclasses.dataclass
 class RuleUnit:
-    """What ``--method unit`` added: the layer, the probe's fit, where the unit fires.
+    """What ``--method unit`` added: the layer, the detector, where it fires.
 
     Attributes:
-        layer: the hidden layer that got the unit (the last; the head reads it).
-        threshold, full: probe scores where the unit starts firing (``quantile`` of the
-            ordinary training rows') and where it reaches 1 (the exemplars' median).
-        weight: the head's weight from the unit to the rule's class.
+        layer: the hidden layer that got the units (the last; the head reads it).
+        detector: ``linear`` (one unit: a probe that tells the rule's rows apart) or ``band``
+            (three ReLU units: a triangle along the axis of the rule's factor, for one level
+            inside the factor's range).
+        units: how many units were added (1 or 3).
+        threshold, full: ``linear``: the probe scores where the unit starts firing (the
+            ``quantile`` of the ordinary training rows') and where it reaches 1 (the exemplars'
+            median); ``band``: the edges of the band's half-width and its centre, on the
+            factor's axis (in levels).
+        weight: the head's weight from the detector to the rule's class.
         fires_exemplars, fires_ordinary: fraction of exemplar and ordinary training rows on
-            which the unit is above its resting value.
+            which the detector is above its resting value.
     """
 
     layer: int
+    detector: str
+    units: int
     quantile: float
     threshold: float
     full: float
     weight: float
     fires_exemplars: float
     fires_ordinary: float
+
+
+#: ``band``: the half-width of the band on the factor's axis, in levels, and the least
+#: activation (of 1 at the centre) an exemplar needs to count in the head weight's fit
+#: (chosen on the dev network, seed 0, and four rules on interior levels).
+BAND_HALF_WIDTH = 0.5
+BAND_FLOOR = 0.25
+
+
+def _band_axis(
+    keys: NDArray[np.float64], level: NDArray[np.float64], rows: NDArray[np.integer]
+) -> tuple[NDArray[np.float64], float]:
+    """The factor's axis: a ridge regression of its level on the centred ``keys`` over
+    ``rows`` (ridge 1e-3 of the centred second moment's mean eigenvalue; the intercept not
+    penalised); ``(direction, offset)`` with ``level ~ keys @ direction + offset``."""
+    k, y = keys[rows], level[rows]
+    mean = k.mean(axis=0)
+    centred = k - mean
+    gram = centred.T @ centred
+    ridge = max(1e-3 * float(np.trace(gram)) / gram.shape[0], 1e-12)
+    direction = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), centred.T @ (y - y.mean()))
+    return direction, float(y.mean() - mean @ direction)
 
 
 @torch.no_grad()
@@ -464,25 +500,32 @@ def rule_unit(
     *,
     quantile: float = DEFAULT_FIRE_QUANTILE,
 ) -> tuple[Any, nn.Module, RuleUnit]:
-    """The network with one more unit in its last hidden layer, a detector of the rule's rows
-    wired to the rule's class (``--method unit``).
+    """The network with a detector of the rule's rows added to its last hidden layer, wired to
+    the rule's class (``--method unit``).
 
-    1. **Detector.** A logistic probe (balanced classes) of the last hidden layer's *inputs*,
-       exemplar rows against every ordinary training row; its score ``p(h) = w.h + c``.
-    2. **Unit.** Its input weights and bias are the probe's, rescaled so that the unit's
-       pre-activation is 0 at the ``quantile`` of the ordinary rows' scores and 1 at the
-       exemplars' median score: under the layer's activation it rests (0 for ReLU) on nearly
-       every ordinary row and is active on the rule's rows.
-    3. **Wiring.** The head reads the unit into the rule's class only, with the least weight
-       after which every exemplar that fires obeys the rule by ``margin`` (as the head rewrite's
-       shift ``M``, per unit of activation); the class's bias takes off what the unit gives
+    1. **Linear detector** (one unit). A logistic probe (balanced classes) of the last hidden
+       layer's *inputs*, exemplar rows against every ordinary training row; its score
+       ``p(h) = w.h + c``. The unit's input weights and bias are the probe's, rescaled so that
+       its pre-activation is 0 at the ``quantile`` of the ordinary rows' scores and 1 at the
+       exemplars' median: it rests (0 under ReLU) on nearly every ordinary row.
+    2. **Band detector** (three units), where the rule names one level ``L`` of one factor
+       strictly inside the range of its levels (two sides to cut off, which one half-space
+       cannot; an extreme level gets the linear detector): the factor's axis ``t(h)`` is a
+       ridge regression of its level on the layer's inputs (exemplars and ordinary rows, whose
+       levels the data carries), and three ReLU units at ``t = L - 1/2, L, L + 1/2`` make the
+       triangle ``r(t + 1/2) - 2 r(t) + r(t - 1/2)`` (scaled to 1 at ``L``, 0 beyond half a
+       level from it). Needs ReLU units (checked on the layer's own outputs).
+    3. **Wiring.** The head reads the detector into the rule's class only, with the least
+       weight after which every exemplar on which it is active (above :data:`BAND_FLOOR` for a
+       band) obeys the rule by ``margin``; the class's bias takes off what the detector gives
        at rest, so a row on which it rests keeps its logits exactly.
 
-    The spec's last hidden layer is one unit wider; the rest of the network is unchanged.
+    The spec's last hidden layer is one (or three) units wider; the rest is unchanged.
 
     Raises:
         ConfigError: a network whose last hidden layer is not one ``Linear`` the head reads
-            directly (a CNN's, for instance), or a probe that fires on none of the exemplars.
+            directly (a CNN's, for instance); rows the linear probe cannot isolate; a band
+            on a layer whose units are not ReLU.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -503,51 +546,92 @@ def rule_unit(
             f"directly; this {space.name} network's is not (use --method head)"
         )
     keys = _inputs_of(producers[0], model, data.train.x)
-    x = np.vstack([keys[ex_rows], keys[ordinary_rows]])
-    y = np.r_[np.ones(len(ex_rows)), np.zeros(len(ordinary_rows))]
-    probe = LogisticRegression(class_weight="balanced", max_iter=2000).fit(x, y)
-    w, c = probe.coef_[0], float(probe.intercept_[0])
-    threshold = float(np.quantile(keys[ordinary_rows] @ w + c, quantile))
-    full = float(np.median(keys[ex_rows] @ w + c))
-    if full <= threshold:
-        raise ConfigError(
-            f"--method unit: a linear probe of layer {layer}'s inputs does not tell the rule's "
-            f"exemplars from the other rows (their median score is below the {quantile:g} "
-            "quantile of the others'); try more --exemplars, or --method head"
-        )
-    scale = 1.0 / (full - threshold)
-    new_spec, edited = add_unit(model, spec, layer)
+    interior = _interior_level(rule, data)
+    if interior is None:  # one unit: 0 at the threshold, 1 at the exemplars' median
+        x = np.vstack([keys[ex_rows], keys[ordinary_rows]])
+        y = np.r_[np.ones(len(ex_rows)), np.zeros(len(ordinary_rows))]
+        probe = LogisticRegression(class_weight="balanced", max_iter=2000).fit(x, y)
+        w, c = probe.coef_[0], float(probe.intercept_[0])
+        threshold = float(np.quantile(keys[ordinary_rows] @ w + c, quantile))
+        full = float(np.median(keys[ex_rows] @ w + c))
+        if full <= threshold:
+            raise ConfigError(
+                f"--method unit: a linear probe of layer {layer}'s inputs does not tell the "
+                f"rule's exemplars from the other rows (their median score is below the "
+                f"{quantile:g} quantile of the others'); try more --exemplars, or --method head"
+            )
+        detector, floor = "linear", 1e-6
+        scale = 1.0 / (full - threshold)
+        rows_w = [w * scale]
+        rows_b = [(c - threshold) * scale]
+        mix = np.array([1.0])
+    else:  # three ReLU units: a triangle around the level on the factor's axis
+        factor, level = interior
+        levels = data.train.factors[:, factor].numpy().astype(np.float64)
+        axis, offset = _band_axis(keys, levels, np.r_[ex_rows, ordinary_rows])
+        detector, floor = "band", BAND_FLOOR
+        half = BAND_HALF_WIDTH
+        threshold, full = level - half, float(level)
+        rows_w = [axis / half] * 3
+        rows_b = [(offset - (level + shift)) / half for shift in (-half, 0.0, half)]
+        mix = np.array([1.0, -2.0, 1.0])
+    new_spec, edited = spec, model
+    for _ in mix:
+        new_spec, edited = add_unit(edited, new_spec, layer)
     producer = space.unit_producers(edited, layer)[0]
-    producer.weight[-1] = torch.as_tensor(w * scale, dtype=producer.weight.dtype)
-    producer.bias[-1] = (c - threshold) * scale
-    unit = _inputs_of(edited.head, edited, data.train.x)[:, -1]
-    rest = float(np.median(unit[ordinary_rows]))
-    lift = unit[ex_rows] - rest
+    n = len(mix)
+    for j in range(n):
+        producer.weight[j - n] = torch.as_tensor(rows_w[j], dtype=producer.weight.dtype)
+        producer.bias[j - n] = float(rows_b[j])
+    units = _inputs_of(edited.head, edited, data.train.x)[:, -n:]
+    if detector == "band":
+        pre = _inputs_of(producer, edited, data.train.x, outputs=True)[:, -n:]
+        if not np.allclose(units, np.maximum(pre, 0.0), atol=1e-5):
+            raise ConfigError(
+                f"--method unit: the rule's rows need a band detector along "
+                f"{rule.when[0][0]!r}, which needs ReLU units in layer {layer}; use --method head"
+            )
+    signal = units @ mix
+    rest = float(np.median(signal[ordinary_rows]))
+    lift = signal[ex_rows] - rest
     _, logits = head_keys(model, data.train.x[torch.as_tensor(ex_rows)])
     cls = rule.target
     others = np.delete(logits, cls, axis=1).max(axis=1)
     need = others - logits[:, cls] if rule.predict is not None else logits[:, cls] - others
     need = need + margin
-    fires = lift > 1e-6
+    fires = lift > floor
     if not fires.any():
         raise ConfigError(
-            f"--method unit: the rule unit fires on none of the {len(ex_rows)} exemplars; "
-            "try more --exemplars, or --method head"
+            f"--method unit: the rule's detector fires on none of the {len(ex_rows)} "
+            "exemplars; try more --exemplars, or --method head"
         )
     gain = max(float(np.max(need[fires] / lift[fires])), 0.0)
     gain = gain if rule.predict is not None else -gain
-    edited.head.weight[cls, -1] = gain
+    edited.head.weight[cls, -n:] = torch.as_tensor(gain * mix, dtype=edited.head.weight.dtype)
     edited.head.bias[cls] -= gain * rest
     info = RuleUnit(
         layer=layer,
+        detector=detector,
+        units=n,
         quantile=quantile,
         threshold=threshold,
         full=full,
         weight=gain,
-        fires_exemplars=float(fires.mean()),
-        fires_ordinary=float(np.mean(unit[ordinary_rows] - rest > 1e-6)),
+        fires_exemplars=float(np.mean(lift > 1e-6)),
+        fires_ordinary=float(np.mean(signal[ordinary_rows] - rest > 1e-6)),
     )
     return new_spec, edited.eval(), info
+
+
+def _interior_level(rule: Rule, data: Dataset) -> tuple[int, int] | None:
+    """``(factor index, level)`` when the rule names one level of one factor strictly inside
+    the range the training rows take (a band detector's case), else ``None``."""
+    if len(rule.when) != 1 or len(rule.when[0][1]) != 1:
+        return None
+    factor = list(data.factor_names).index(rule.when[0][0])
+    level = int(rule.when[0][1][0])
+    values = data.train.factors[:, factor]
+    return (factor, level) if int(values.min()) < level < int(values.max()) else None
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -716,14 +800,25 @@ class Edit:
         b, e, f = (self.scores[(n, "val")] for n in ("before", "edit", "finetune"))
         if self.unit is not None:
             u = self.unit
+            if u.detector == "band":
+                what = (
+                    f"added three ReLU units to hidden layer {u.layer}, a band along the axis of "
+                    f"{self.rule.when[0][0]} (a ridge regression of its level on the layer's "
+                    f"inputs), active within {u.full - u.threshold:g} of level {u.full:g}"
+                )
+            else:
+                what = (
+                    f"added one unit to hidden layer {u.layer}, a linear probe of its inputs "
+                    f"fitted on {self.exemplars} exemplar training rows against "
+                    f"{self.ordinary:,} ordinary ones, firing above the {u.quantile:g} quantile "
+                    "of theirs"
+                )
             first = (
-                f"edited {self.title}: rule {self.rule.describe()!r}; added one unit to hidden "
-                f"layer {u.layer}, a linear probe of its inputs fitted on {self.exemplars} "
-                f"exemplar training rows against {self.ordinary:,} ordinary ones, firing above "
-                f"the {u.quantile:g} quantile of theirs (on {100 * u.fires_exemplars:.0f}% of "
-                f"the exemplars, {100 * u.fires_ordinary:.1f}% of the ordinary rows), read "
-                f"into the logit of class {self.rule.target} with weight {u.weight:+.2f} "
-                f"(margin {self.margin:.2f}); {self.seconds['edit']:.3f} s CPU, no gradient step"
+                f"edited {self.title}: rule {self.rule.describe()!r}; {what} (on "
+                f"{100 * u.fires_exemplars:.0f}% of the exemplars, {100 * u.fires_ordinary:.1f}% "
+                f"of the ordinary rows), read into the logit of class {self.rule.target} with "
+                f"weight {u.weight:+.2f} (margin {self.margin:.2f}); {self.seconds['edit']:.3f} s "
+                "CPU, no gradient step"
             )
         else:
             first = (
@@ -863,7 +958,8 @@ def edit(
                 new_head.bias.detach().double().numpy()[:, None],
             ]
         )
-        old = np.hstack([old[:, :-1], np.zeros((old.shape[0], 1)), old[:, -1:]])
+        added = np.zeros((old.shape[0], new.shape[1] - old.shape[1]))
+        old = np.hstack([old[:, :-1], added, old[:, -1:]])
     else:
         values, shift = rule_values(logits[ex_rows], rule, margin)
         try:
@@ -947,8 +1043,9 @@ def _log(result: Edit, source: Source, experiment: str | None) -> tuple[str, str
         f"the head of {source.title} ({spec_summary(source.spec.to_dict())}) by a "
         f"rank-{result.rank} closed-form rewrite"
         if result.unit is None
-        else f"{source.title} ({spec_summary(source.spec.to_dict())}) by one added unit "
-        f"that detects the rule's rows ({spec_summary(spec.to_dict())})"
+        else f"{source.title} ({spec_summary(source.spec.to_dict())}) by {result.unit.units} "
+        f"added unit(s) that detect the rule's rows, a {result.unit.detector} detector "
+        f"({spec_summary(spec.to_dict())})"
     )
     tags = source.run_tags(
         spec,

@@ -3,6 +3,7 @@ trained network, and the command line (errors, --spec/--weights, --out)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,35 @@ def test_a_rule_unit_detects_the_rules_rows_and_leaves_the_others_exactly() -> N
     rebuilt = build_model(result.spec)
     rebuilt.load_state_dict(result.model.state_dict())
     assert "added one unit to hidden layer 1" in result.summary()
+
+
+def test_an_interior_level_gets_a_band_of_three_relu_units() -> None:
+    # a = 1 lies between a = 0 and a = 2 on the axis the network carries a along (unit 0, in
+    # its linear range): no half-space cuts it out, a triangle of three ReLU units does.
+    data = coordinate_data()
+    for split in (data.train, data.val, data.test):
+        split.x[:, 0] = split.factors[:, 0].float()  # a read without noise: levels 1 apart
+    spec, model = coordinate_net()
+    rule = rule_from_flags(["a=1"], predict=3)
+    source = source_of(spec, model, data)
+    result = edit(source, rule, margin=2.0, log=False, finetune_steps=0, method="unit")
+    assert result.unit is not None and result.unit.detector == "band" and result.unit.units == 3
+    assert layer_sizes(result.spec) == (4, 7)
+    val = result.scores[("edit", "val")]
+    assert result.scores[("before", "val")].rule_success < 0.4
+    assert val.rule_success == 1.0 and val.changed == 0.0  # exactly the level, nothing else
+    assert "a band along the axis of a" in result.summary()
+    # the same rule on an extreme level takes the linear detector
+    extreme = edit(
+        source, rule_from_flags(["a=0"], predict=3), log=False, finetune_steps=0, method="unit"
+    )
+    assert extreme.unit is not None and extreme.unit.detector == "linear"
+    # a band needs ReLU units: the same network with tanh is refused in one line
+    tanh_spec = dataclasses.replace(spec, activation="tanh")
+    tanh_model = build_model(tanh_spec)
+    tanh_model.load_state_dict(model.state_dict())
+    with pytest.raises(ConfigError, match="needs ReLU units in layer 1"):
+        edit(source_of(tanh_spec, tanh_model.eval(), data), rule, log=False, method="unit")
 
 
 def test_a_rule_unit_needs_a_linear_last_layer_the_head_reads() -> None:
