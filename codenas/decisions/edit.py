@@ -386,19 +386,9 @@ def rule_values(logits: ArrayLike, rule: Rule, margin: float) -> tuple[NDArray[n
     return out, abs(shift)
 
 
-@torch.no_grad()
 def head_keys(model: nn.Module, x: torch.Tensor) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The head's inputs ``(n, d)`` and the logits ``(n, n_out)`` on inputs ``x`` (eval mode)."""
-    got: list[torch.Tensor] = []
-    handle = model.head.register_forward_pre_hook(lambda _m, args: got.append(args[0].detach()))
-    was = model.training
-    model.eval()
-    try:
-        logits = torch.cat([model(x[s : s + _BATCH]).float() for s in range(0, len(x), _BATCH)])
-    finally:
-        handle.remove()
-        model.train(was)
-    return torch.cat(got).double().numpy(), logits.double().numpy()
+    return _run_capturing(model.head, model, x)
 
 
 def set_head(model: nn.Module, weight: ArrayLike, bias: ArrayLike) -> nn.Module:
@@ -415,11 +405,11 @@ def set_head(model: nn.Module, weight: ArrayLike, bias: ArrayLike) -> nn.Module:
 
 
 @torch.no_grad()
-def _inputs_of(
+def _run_capturing(
     module: nn.Module, model: nn.Module, x: torch.Tensor, *, outputs: bool = False
-) -> NDArray[np.float64]:
-    """What ``module`` receives (or, with ``outputs``, returns) when ``model`` (eval mode)
-    runs on ``x``, ``(n, d)``."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``model`` (eval mode) run on ``x`` in batches: what ``module`` receives (or, with
+    ``outputs``, returns), ``(n, d)``, and the model's outputs ``(n, n_out)``."""
     got: list[torch.Tensor] = []
     if outputs:
         handle = module.register_forward_hook(lambda _m, _a, out: got.append(out.detach()))
@@ -428,12 +418,18 @@ def _inputs_of(
     was = model.training
     model.eval()
     try:
-        for s in range(0, len(x), _BATCH):
-            model(x[s : s + _BATCH])
+        out = torch.cat([model(x[s : s + _BATCH]).float() for s in range(0, len(x), _BATCH)])
     finally:
         handle.remove()
         model.train(was)
-    return torch.cat(got).flatten(1).double().numpy()
+    return torch.cat(got).flatten(1).double().numpy(), out.double().numpy()
+
+
+def _inputs_of(
+    module: nn.Module, model: nn.Module, x: torch.Tensor, *, outputs: bool = False
+) -> NDArray[np.float64]:
+    """What ``module`` receives (or, with ``outputs``, returns) when ``model`` runs on ``x``."""
+    return _run_capturing(module, model, x, outputs=outputs)[0]
 
 
 @dataclasses.dataclass
@@ -575,11 +571,9 @@ def rule_unit(
         rows_w = [axis / half] * 3
         rows_b = [(offset - (level + shift)) / half for shift in (-half, 0.0, half)]
         mix = np.array([1.0, -2.0, 1.0])
-    new_spec, edited = spec, model
-    for _ in mix:
-        new_spec, edited = add_unit(edited, new_spec, layer)
-    producer = space.unit_producers(edited, layer)[0]
     n = len(mix)
+    new_spec, edited = add_unit(model, spec, layer, n)
+    producer = space.unit_producers(edited, layer)[0]
     for j in range(n):
         producer.weight[j - n] = torch.as_tensor(rows_w[j], dtype=producer.weight.dtype)
         producer.bias[j - n] = float(rows_b[j])

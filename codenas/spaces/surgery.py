@@ -124,17 +124,20 @@ def widen_units(
 
 
 @torch.no_grad()
-def add_unit(model: nn.Module, spec: Spec, layer: int) -> tuple[Spec, nn.Module]:
-    """Hidden layer ``layer`` with one more unit, last, that nothing feeds and nothing reads
-    yet (its weights, bias and reader column are zero): the network computes what it did.
+def add_unit(model: nn.Module, spec: Spec, layer: int, units: int = 1) -> tuple[Spec, nn.Module]:
+    """Hidden layer ``layer`` with ``units`` more units, last, that nothing feeds and nothing
+    reads yet (their weights, biases and reader columns are zero): the network computes what
+    it did.
 
     Returns:
-        ``(new spec, new module)``; the new unit is the layer's last.
+        ``(new spec, new module)``; the new units are the layer's last.
     """
+    if units < 1:
+        raise SurgeryError(f"add_unit: at least one unit, got {units}")
     space = _space(spec)
     sizes = list(space.layer_sizes(spec))
     old = sizes[layer]
-    idx = torch.as_tensor([*range(old), 0], dtype=torch.long)  # a copy of unit 0, then zeroed
+    idx = torch.as_tensor([*range(old), *[0] * units], dtype=torch.long)  # copies, then zeroed
     edited = copy.deepcopy(model).cpu()
     for module in space.unit_producers(edited, layer):
         _slice(module, 0, idx)
@@ -145,7 +148,7 @@ def add_unit(model: nn.Module, spec: Spec, layer: int) -> tuple[Spec, nn.Module]
     reader, _ = space.unit_reader(edited, layer)
     _slice(reader, 1, idx)
     reader.weight[:, old:] = 0.0
-    sizes[layer] = old + 1
+    sizes[layer] = old + units
     return _rebuilt(space, spec, sizes, edited)
 
 

@@ -90,6 +90,11 @@ def test_an_added_unit_changes_nothing_until_it_is_wired() -> None:
         # the new unit is the last, and it is wired to nothing
         produced = new.hidden_layers[layer][0]
         assert not produced.weight[-1].any() and not produced.bias[-1]
+    three_spec, three = add_unit(model, spec, 1, 3)
+    assert layer_sizes(three_spec) == (4, 9)
+    torch.testing.assert_close(three.eval()(x), model(x))
+    with pytest.raises(SurgeryError, match="at least one unit"):
+        add_unit(model, spec, 1, 0)
     cnn_spec, cnn_model = cnn()
     wide_spec, wide = add_unit(cnn_model, cnn_spec, 1)
     assert layer_sizes(wide_spec) == (6, 6, 4)
