@@ -572,6 +572,8 @@ def summarise(runs: Mapping[str, Any], arms: Sequence[str], seeds: Sequence[int]
         spread = float(np.std(final, ddof=1)) if len(final) > 1 else math.nan
         for arm in arms:
             rows = by_arm.get(arm, {})
+            if arm != "tpe" and not rows:
+                continue  # not run on this task (the CNN task ran fewer arms)
             paired = [s for s in seeds if str(s) in rows and str(s) in tpe]
             row: dict[str, Any] = {"noise_ceiling_tpe_sd": spread, "seeds": paired}
             for f in CPU_GRID:
@@ -664,17 +666,22 @@ def write(
 
 
 def combine(paths: Sequence[Path], out: Path) -> dict[str, Any]:
-    """Results files of runs over different tasks (same arms and seeds) as one, summarised
-    anew, with the figure beside it."""
+    """Results files of runs over different tasks or arms (same seeds) as one, summarised
+    anew, with the figure beside it. A task in several files gets the union of their arms
+    (a later file's seeds of an arm replace an earlier one's) and the later file's costs."""
     parts = [json.loads(Path(p).read_text()) for p in paths]
     first = parts[0]
-    runs = {task: by_arm for part in parts for task, by_arm in part["runs"].items()}
-    arms = list(first["arms"])
+    runs: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for task, by_arm in part["runs"].items():
+            runs.setdefault(task, {}).update(by_arm)
+    arms = list(dict.fromkeys(arm for part in parts for arm in part["arms"]))
     seeds = first["seeds"]
     merged = {
         **first,
         "command": "python benchmarks/fronts_per_cpu.py --combine "
         + " ".join(str(p) for p in paths),
+        "arms": {arm: ARMS[arm] for arm in arms},
         "dev_tasks": [t for t in runs if t in DEV_TASKS],
         "held_out_tasks": [t for t in runs if t in HELD_OUT_TASKS],
         "costs": {t: c for part in parts for t, c in part["costs"].items()},
@@ -695,7 +702,11 @@ def figure(result: Mapping[str, Any], path: Path) -> None:
     from matplotlib.figure import Figure
 
     tasks = list(result["runs"])
+    # One colour per arm in every panel (a task may have run fewer arms), one legend for all.
+    arms = list(dict.fromkeys(arm for by_arm in result["runs"].values() for arm in by_arm))
+    colours = {arm: f"C{k % 10}" for k, arm in enumerate(arms)}
     fig = Figure(figsize=(3.6 * len(tasks), 3.4), dpi=100)
+    lines = {}
     for i, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), i + 1)
         for arm, rows in result["runs"][task].items():
@@ -703,15 +714,24 @@ def figure(result: Mapping[str, Any], path: Path) -> None:
             if not seeds:
                 continue
             ys = [float(np.mean([r["hv"][str(f)] for r in seeds])) for f in CPU_GRID]
-            ax.plot(CPU_GRID, ys, marker="o", ms=3, label=arm, lw=2 if arm == "tpe" else 1)
+            (lines[arm],) = ax.plot(
+                CPU_GRID, ys, marker="o", ms=3, color=colours[arm], lw=2 if arm == "tpe" else 1
+            )
         role = "dev" if task in DEV_TASKS else "held out"
         ax.set_title(f"{task} ({role}, {len(seeds)} seeds)", fontsize=9)
         ax.set_xlabel("CPU / TPE's 60-trial CPU", fontsize=8)
         if i == 0:
             ax.set_ylabel("hypervolume (full-training truth)", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.axes[-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    fig.legend(
+        [lines[a] for a in arms],
+        arms,
+        loc="lower center",
+        ncol=len(arms),
+        fontsize=7,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path)
 
 

@@ -3,6 +3,7 @@ bootstrap intervals, fronts read at a CPU point, CPU to reach a target, the deci
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -72,6 +73,30 @@ def test_the_summary_gives_the_hv_change_from_30_to_60_trials_per_paired_seed() 
     assert table["hv_by_trials_mean"] == pytest.approx({"15": 0.1, "30": 0.2, "60": 0.2 + 0.02 / 3})
     mean, low, high = table["hv_30_to_60"]
     assert mean == pytest.approx(0.02 / 3) and -0.02 <= low < mean < high <= 0.03
+
+
+def test_combining_adds_an_arm_to_a_task_and_a_task_run_with_fewer_arms(tmp_path: Path) -> None:
+    def part(runs: dict, arms: list[str]) -> Path:
+        path = tmp_path / f"part{len(list(tmp_path.iterdir()))}.json"
+        costs = {task: {"search_cpu_seconds": 1.0} for task in runs}
+        body = {"arms": {a: fpc.ARMS[a] for a in arms}, "seeds": [0], "runs": runs}
+        path.write_text(json.dumps({**body, "costs": costs, "seconds": 1.0}))
+        return path
+
+    def seed(hv: float) -> dict:
+        return {"0": {"hv": {str(f): hv for f in fpc.CPU_GRID}}}
+
+    all_arms = part({"teacher": {"tpe": seed(0.3), "random": seed(0.2)}}, ["tpe", "random"])
+    new_arm = part({"teacher": {"tpe": seed(0.3), "tpe-mv": seed(0.4)}}, ["tpe", "tpe-mv"])
+    cnn = part({"bars": {"tpe": seed(0.5), "tpe-asha": seed(0.45)}}, ["tpe", "tpe-asha"])
+    merged = fpc.combine([all_arms, new_arm, cnn], tmp_path / "out.json")
+    assert list(merged["arms"]) == ["tpe", "random", "tpe-mv", "tpe-asha"]
+    assert set(merged["runs"]["teacher"]) == {"tpe", "random", "tpe-mv"}
+    assert set(merged["table"]["teacher"]) == {"tpe", "random", "tpe-mv"}
+    assert set(merged["table"]["bars"]) == {"tpe", "tpe-asha"}  # no rows for arms not run
+    diff = merged["table"]["teacher"]["tpe-mv"][str(fpc.DECISION_POINT)]["diff_vs_tpe"]
+    assert diff[0] == pytest.approx(0.1)
+    assert "nan" not in fpc.markdown(merged)
 
 
 def test_the_decision_rule_needs_three_held_out_wins_and_no_loss() -> None:
