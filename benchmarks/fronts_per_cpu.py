@@ -724,10 +724,10 @@ def figure(result: Mapping[str, Any], path: Path) -> None:
             ax.set_ylabel("hypervolume (full-training truth)", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.legend(
-        [lines[a] for a in arms],
-        arms,
+        list(lines.values()),
+        list(lines),
         loc="lower center",
-        ncol=len(arms),
+        ncol=len(lines),
         fontsize=7,
         frameon=False,
     )
