@@ -18,7 +18,9 @@ Protocol (fixed before any run; the decision rule below was written before the r
   zero-cost rung ``search.screen``: effective rank at initialisation, the score chosen on the
   development tasks of docs/zero-cost.md, 8 candidates per trial, size band 1.5) and
   ``code-asha-screen`` (code sampler + schedule + zero-cost rung); added in a later round,
-  ``tpe-mv`` (Optuna's multivariate TPE, no option tuned). Objectives: validation
+  ``tpe-mv`` (Optuna's multivariate TPE, no option tuned) and, in a fourth round,
+  ``tpe-screen-logdet``, ``-naswot``, ``-swap`` and ``-meco`` (the zero-cost rung with each
+  other score it accepts, alone). Objectives: validation
   accuracy (R^2) up, params down; tracking off (the same for every arm; MLflow's per-trial
   writes are not in the CPU counted here).
 * **Budget.** TPE runs ``--trials`` (60) trials. Every other arm runs until its CPU seconds
@@ -162,6 +164,24 @@ ARMS: dict[str, list[str]] = {
     # trial's parameters jointly, once a trial (one split of the trials into good and bad, not
     # one per parameter: cheaper per trial), modelling width x depth together.
     "tpe-mv": ["study.sampler=tpe", f"study.sampler_options={json.dumps({'multivariate': True})}"],
+    # Added in the fourth round, stated before it ran: TPE behind the zero-cost rung with each
+    # other score the screen accepts, alone (the issue's "tpe + each zero-cost score alone,
+    # stratified by size"; the band is the stratification). Their within-band tau on the
+    # development tasks (docs/zero-cost.md): activation_code_logdet +0.29, naswot +0.15,
+    # swap +0.13, meco -0.20 (effective_rank, tpe-screen: +0.32). Expected: none beats TPE by
+    # the rule (8 candidates cost about half a trial, tpe-screen was level), meco below.
+    **{
+        f"tpe-screen-{short}": [
+            "study.sampler=tpe",
+            f"search.screen={json.dumps({'score': score, 'candidates': 8})}",
+        ]
+        for short, score in (
+            ("logdet", "activation_code_logdet"),
+            ("naswot", "naswot"),
+            ("swap", "swap"),
+            ("meco", "meco"),
+        )
+    },
 }
 CPU_GRID = (1 / 8, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0)
 # Trial counts at which each arm's front is also judged (the issue's second target: the default
