@@ -16,6 +16,13 @@ from codenas.urls import is_server
 
 DEFAULT_CONFIG = "digits-mlp"
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# Lightning Fabric's names (2.6), kept here so that a config is checked without importing it;
+# tests/config/test_config.py compares them with what the installed Fabric accepts.
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps", "tpu")
+PRECISIONS = (
+    "32-true", "64-true", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
+    "transformer-engine", "transformer-engine-float16", "32", "64", "16", "bf16",
+)  # fmt: skip
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$")
@@ -167,11 +174,27 @@ class TrainConfig(Frozen):
     @field_validator("optimizer")
     @classmethod
     def _optimizer(cls, value: str) -> str:
-        if value not in OPTIMIZERS:
-            from codenas.errors import unknown_name_message
+        return _known_name("optimizer", value, OPTIMIZERS)
 
-            raise ValueError(unknown_name_message("optimizer", value, OPTIMIZERS))
-        return value
+    @field_validator("accelerator")
+    @classmethod
+    def _accelerator(cls, value: str) -> str:
+        # Whether this machine has it is checked before a search starts (check_device).
+        return _known_name("accelerator", value, ACCELERATORS)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, value: Any) -> Any:
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return _known_name("precision", value, PRECISIONS) if isinstance(value, str) else value
+
+
+def _known_name(kind: str, value: str, names: Sequence[str]) -> str:
+    if value not in names:
+        from codenas.errors import unknown_name_message
+
+        raise ValueError(unknown_name_message(kind, value, names))
+    return value
 
 
 class MetricsConfig(Frozen):

@@ -109,6 +109,20 @@ def check_config(config: Config) -> None:
     make_sampler(config, 0)
 
 
+def check_device(config: Config) -> None:
+    """``train.accelerator`` and ``train.precision`` are usable on this machine (a GPU that
+    is there, the packages a precision needs); ``auto`` and ``cpu`` at 32 bits always are.
+
+    Raises:
+        ConfigError: naming both keys, before any storage or study is made.
+    """
+    if config.train.accelerator in ("auto", "cpu") and config.train.precision in ("32-true", "32"):
+        return  # the default: nothing to import ahead of the first trial
+    from codenas.training.loop import make_fabric
+
+    make_fabric(config.train)
+
+
 def check_data(config: Config, data: Dataset, space: Space, *, source: str) -> None:
     """The checks that need the data: the space takes its inputs, every metric can be
     measured on it (factors it lacks, accuracy on a regression).
@@ -171,6 +185,7 @@ def prepare(
     from codenas.spaces import get_space
 
     check_config(config)
+    check_device(config)
     space = get_space(config.space.name)(config.space)
     data = load_dataset(config.data)
     check_data(config, data, space, source=source)

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,7 @@ from torch import nn
 
 from codenas.config import TrainConfig
 from codenas.data import Dataset, Split
+from codenas.errors import ConfigError
 
 
 class TrainingDiverged(RuntimeError):
@@ -69,6 +71,26 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def make_fabric(cfg: TrainConfig) -> Any:
+    """Lightning Fabric for ``train.accelerator`` and ``train.precision`` on this machine.
+
+    Raises:
+        ConfigError: Fabric refuses them here (``cuda`` without a GPU, ``tpu`` without
+            torch_xla, a precision whose package is missing), in one line naming both keys.
+    """
+    from codenas.training.fabric import Fabric
+
+    _quiet_lightning()
+    try:
+        return Fabric(accelerator=cfg.accelerator, devices=1, precision=cfg.precision)
+    except (ValueError, RuntimeError, ImportError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise ConfigError(
+            f"train.accelerator={cfg.accelerator!r}, train.precision={cfg.precision!r}: "
+            f"not usable on this machine ({reason}); the defaults (auto, 32-true) run anywhere"
+        ) from None
+
+
 class BriefTrainer:
     """Trains candidates on one dataset with one budget; holds the data on the device.
 
@@ -78,12 +100,9 @@ class BriefTrainer:
     """
 
     def __init__(self, data: Dataset, cfg: TrainConfig) -> None:
-        from codenas.training.fabric import Fabric
-
-        _quiet_lightning()
         self.cfg = cfg
         self.task = data.task
-        self.fabric = Fabric(accelerator=cfg.accelerator, devices=1, precision=cfg.precision)
+        self.fabric = make_fabric(cfg)
         device = self.fabric.device
         self.train_split = _to(data.train, device)
         self.val_split = _to(data.val, device)

@@ -234,3 +234,15 @@ def test_the_console_script_keeps_mains_exit_status_and_output(tmp_path: Path) -
         [sys.executable, "-m", "codenas", "spaces"], capture_output=True, text=True, cwd=tmp_path
     )
     assert listing.returncode == 0 and "mlp" in listing.stdout
+
+
+def test_an_accelerator_this_machine_lacks_is_one_line_and_exit_2_before_any_store(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MPS exists only on Apple machines; CI and these machines are Linux.
+    overrides = [a for o in tiny_overrides(workdir) for a in ("--set", o)]
+    code = main(["search", "--no-progress", "--set", "train.accelerator=mps", *overrides])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("codenas: error: train.accelerator='mps'") and err.count("\n") == 1
+    assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()

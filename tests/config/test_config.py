@@ -133,3 +133,37 @@ def test_public_api_exports() -> None:
     assert codenas.load_config is load_config
     assert callable(codenas.search.run)
     assert callable(codenas.search.front)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.accelerator=banana", r"train\.accelerator: unknown accelerator 'banana'"),
+        ("train.precision=bogus", r"train\.precision: unknown precision 'bogus'"),
+    ],
+)
+def test_unknown_accelerator_or_precision_is_refused_naming_the_key(
+    override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+    assert load_config(None, ["train.precision=16"]).train.precision == "16"  # YAML's int
+
+
+def test_the_accelerator_and_precision_names_are_fabrics() -> None:
+    """The names a config accepts without importing Lightning are those Fabric accepts."""
+    from typing import get_args
+
+    from lightning_fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+
+    from codenas.config.models import ACCELERATORS, PRECISIONS
+    from codenas.training.fabric import Fabric
+
+    assert set(PRECISIONS) == set(get_args(_PRECISION_INPUT_STR)) | set(
+        get_args(_PRECISION_INPUT_STR_ALIAS)
+    )
+    with pytest.raises(ValueError, match="Available names are: (.*)") as info:
+        Fabric(accelerator="no-such-accelerator", devices=1)
+    fabric_names = {n.strip(" .`") for n in info.value.args[0].split(":")[-1].split(",")}
+    assert fabric_names <= set(ACCELERATORS) and set(ACCELERATORS) - fabric_names == {"gpu"}
