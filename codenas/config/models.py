@@ -356,8 +356,11 @@ class SearchConfig(Frozen):
             return data
         data = dict(data)
         old = data.pop("early_stopping")
-        if isinstance(old, Mapping) and old.get("enabled", False):
-            warmup = old.get("warmup_epochs", 1)
+        switched_off = old is None or old is False or (
+            isinstance(old, Mapping) and old.get("enabled", False) is False
+        )
+        if not switched_off:
+            warmup = old.get("warmup_epochs", 1) if isinstance(old, Mapping) else 1
             raise ValueError(
                 "early_stopping was replaced by search.schedule (successive halving over "
                 f"epochs, several objectives): use search.schedule: {{min_epochs: {warmup}, "

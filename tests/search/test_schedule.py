@@ -153,6 +153,11 @@ def test_early_stopping_is_retired_with_the_new_key_named(tmp_path: Path) -> Non
     # A study stored before the schedule holds it switched off: that still reads, as no schedule.
     off = make_config(tmp_path, ["search.early_stopping={enabled: false, warmup_epochs: 1}"])
     assert off.search.schedule is None
+    assert make_config(tmp_path, ["search.early_stopping=false"]).search.schedule is None
+    # Anything but off (false, or a mapping without enabled: true, as 0.1 read it) is refused.
+    for value in ("true", "banana", "1"):
+        with pytest.raises(ConfigError, match=r"early_stopping was replaced by search\.schedule"):
+            make_config(tmp_path, [f"search.early_stopping={value}"])
 
 
 @pytest.mark.parametrize(
