@@ -177,3 +177,42 @@ def test_report_refuses_a_run_that_is_not_codenas(
         report_run(other, tracking_uri=searched.tracking, out_dir=searched.dir / "x")
     with pytest.raises(CodenasError, match="no MLflow run 'nope'"):
         report_run("nope", tracking_uri=searched.tracking)
+
+
+def test_a_trial_the_schedule_stopped_is_re_trained_as_far_as_it_went(tmp_path: Path) -> None:
+    """Its recorded values are from the rung it stopped at: the report re-trains it for those
+    epochs (not train.epochs), so the network it draws is the one the trial measured."""
+    import optuna
+
+    import codenas
+    from codenas.decisions.report import report_run, stopped_epoch
+    from tests.conftest import make_config
+
+    config = make_config(
+        tmp_path,
+        [
+            "train.epochs=3",
+            "study.trials=6",
+            "search.schedule={min_epochs: 1, eta: 3, min_trials: 1}",
+            "objectives=[{metric: val_accuracy}, {metric: params}]",
+        ],
+    )
+    study = codenas.search.run(config)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert pruned and complete
+    assert stopped_epoch(config, pruned[0].user_attrs) == 1
+    assert stopped_epoch(config, complete[0].user_attrs) is None
+    assert stopped_epoch(config, None, {"codenas.rung": "0"}) == 1
+    assert stopped_epoch(config, None, {"codenas.rung": "1"}) is None
+    assert stopped_epoch(config, None, None) is None
+
+    by_run = report_run(
+        pruned[0].user_attrs["mlflow_run_id"],
+        tracking_uri=config.tracking.uri,
+        out_dir=tmp_path / "b",
+        log=False,
+    )
+    # The re-training reproduces the values recorded at epoch 1 (no note says otherwise).
+    assert not [n for n in by_run.notes if "does not reproduce" in n], by_run.notes
+    assert "the 1 epoch(s) it trained before the schedule stopped it" in by_run.html.read_text()

@@ -101,6 +101,7 @@ def _trial_code(
     recorded: Mapping[str, float],
     *,
     kept: Any = None,
+    tags: Mapping[str, str] | None = None,
 ) -> tuple[Any, list[str], str]:
     """A trial's neural code from the weights it kept, else from re-training it; with the
     report's notes and a subtitle that says which."""
@@ -112,10 +113,38 @@ def _trial_code(
         code = from_model(config, spec, model, title=title, metrics=dict(recorded))
         return code, [], "the weights the search kept (not re-trained)"
     seed = trial_seed_of(config, number, retry_of)
+    stopped = stopped_epoch(config, user_attrs, tags)
+    how = f"re-trained with seed {seed}"
+    if stopped is not None:  # measured where the schedule stopped it, so re-train that far
+        raw = config.to_dict()
+        raw["train"]["epochs"] = stopped
+        config = type(config).from_dict(raw)
+        how += f" for the {stopped} epoch(s) it trained before the schedule stopped it"
     code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
     notes = _compare(recorded, code.metrics)
     code.metrics = {**code.metrics, **recorded}
-    return code, notes, f"re-trained with seed {seed}"
+    return code, notes, how
+
+
+def stopped_epoch(
+    config: Config,
+    user_attrs: Mapping[str, Any] | None,
+    tags: Mapping[str, str] | None = None,
+) -> int | None:
+    """The epoch at which ``search.schedule`` stopped a trial (its recorded values are from
+    there), from its ``rungs`` attribute or its MLflow tag ``codenas.rung``; ``None`` for a
+    trial that trained all of ``train.epochs``."""
+    from codenas.search.schedule import RUNGS_ATTR, rung_epochs
+
+    epochs = config.train.epochs
+    reached: int | None = None
+    if user_attrs and user_attrs.get(RUNGS_ATTR):
+        reached = max(int(e) for e in user_attrs[RUNGS_ATTR])
+    elif tags and "codenas.rung" in tags and config.search.schedule is not None:
+        schedule = config.search.schedule
+        rungs = rung_epochs(schedule.min_epochs, schedule.eta, epochs)
+        reached = rungs[min(int(tags["codenas.rung"]), len(rungs) - 1)]
+    return reached if reached is not None and reached < epochs else None
 
 
 def front_dir(study_name: str, out_dir: str | Path | None = None) -> Path:
@@ -219,6 +248,7 @@ def report_run(
             title,
             record.metrics,
             kept=kept,
+            tags=record.tags,
         )
         subtitle = f"run {run_id}, {how}"
     else:
