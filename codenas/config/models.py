@@ -327,7 +327,10 @@ class ScreenConfig(Frozen):
     def _at_init(cls, value: str) -> str:
         from codenas.metrics import get_metric
 
-        info = get_metric(value)
+        try:
+            info = get_metric(value)
+        except CodenasError as err:  # as a ValueError, pydantic names the key (screen.score)
+            raise ValueError(str(err)) from None
         if info.scope == "run" or info.needs or info.direction is None:
             raise ValueError(
                 f"{value!r} cannot score an untrained network from its activations alone "

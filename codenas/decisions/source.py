@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codenas.errors import ConfigError, first_line
+from codenas.errors import ConfigError
 from codenas.spaces import Spec, spec_from_dict
 
 if TYPE_CHECKING:
@@ -252,8 +252,10 @@ def from_files(
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as err:
+            # Not torch's own advice (to load with weights_only=False: arbitrary code).
             raise ConfigError(
-                f"{weights}: not a torch state_dict ({first_line(err, 200)})"
+                f"{weights}: not a state_dict saved by torch.save (torch.load with "
+                f"weights_only=True could not read it: {type(err).__name__})"
             ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
@@ -263,7 +265,7 @@ def from_files(
         except (RuntimeError, KeyError, TypeError) as err:
             raise ConfigError(
                 f"{weights}: the weights do not fit the spec of {spec_file.path}: "
-                f"{first_line(err, 200)}"
+                + " ".join(str(err).split()).removeprefix("Error(s) in loading state_dict ")[:400]
             ) from None
         return model
 

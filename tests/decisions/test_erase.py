@@ -165,8 +165,14 @@ def test_a_spec_file_and_weights_are_a_source(tmp_path: Path) -> None:
     result = erase(source, "f1", log=False, samples=60)
     assert result.fold_error < 1e-5 and result.layer == 1
     torch.save(build_model(dataclasses.replace(spec, widths=(4,))).state_dict(), tmp_path / "x.pt")
-    with pytest.raises(ConfigError, match="do not fit the spec"):
+    with pytest.raises(ConfigError, match="do not fit the spec") as info:
         resolve(spec=str(path), weights=str(tmp_path / "x.pt")).model()
+    # The line says what does not fit (a size mismatch, keys missing), not just "Error(s)":
+    assert "size mismatch for" in str(info.value) and "Missing key(s)" in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="not a state_dict saved by torch.save") as info:
+        resolve(spec=str(path), weights=str(path)).model()  # the YAML file given as weights
+    assert "weights_only=False" not in str(info.value)
     with pytest.raises(ConfigError, match="no weights file"):
         resolve(spec=str(path), weights=str(tmp_path / "missing.pt"))
     with pytest.raises(ConfigError, match="give one source"):

@@ -92,3 +92,18 @@ def test_search_screen_in_a_config_screens_the_search_s_trials(tmp_path: Path) -
     assert records[0] is None  # nothing to screen before a parameter is known
     assert all(r is not None and r["candidates"] == 4 for r in records[1:])
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+
+
+@pytest.mark.parametrize(
+    ("score", "message"),
+    [
+        ("nope", r"search\.screen\.score: unknown metric 'nope'"),
+        ("val_accuracy", r"search\.screen\.score: 'val_accuracy' cannot score an untrained"),
+    ],
+)
+def test_a_bad_screen_score_names_its_key(score: str, message: str) -> None:
+    from codenas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        codenas.load_config(None, [f"search.screen={{score: {score}}}"])
+    assert "\n" not in str(info.value)
