@@ -359,8 +359,10 @@ class SearchConfig(Frozen):
             return data
         data = dict(data)
         old = data.pop("early_stopping")
-        switched_off = old is None or old is False or (
-            isinstance(old, Mapping) and old.get("enabled", False) is False
+        switched_off = (
+            old is None
+            or old is False
+            or (isinstance(old, Mapping) and old.get("enabled", False) is False)
         )
         if not switched_off:
             warmup = old.get("warmup_epochs", 1) if isinstance(old, Mapping) else 1

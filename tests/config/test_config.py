@@ -163,7 +163,7 @@ def test_the_accelerator_and_precision_names_are_fabrics() -> None:
     assert set(PRECISIONS) == set(get_args(_PRECISION_INPUT_STR)) | set(
         get_args(_PRECISION_INPUT_STR_ALIAS)
     )
-    with pytest.raises(ValueError, match="Available names are: (.*)") as info:
+    with pytest.raises(ValueError, match="Available names are: ") as info:
         Fabric(accelerator="no-such-accelerator", devices=1)
     fabric_names = {n.strip(" .`") for n in info.value.args[0].split(":")[-1].split(",")}
     assert fabric_names <= set(ACCELERATORS) and set(ACCELERATORS) - fabric_names == {"gpu"}

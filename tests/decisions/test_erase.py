@@ -170,7 +170,7 @@ def test_a_spec_file_and_weights_are_a_source(tmp_path: Path) -> None:
     # The line says what does not fit (a size mismatch, keys missing), not just "Error(s)":
     assert "size mismatch for" in str(info.value) and "Missing key(s)" in str(info.value)
     assert "\n" not in str(info.value)
-    with pytest.raises(ConfigError, match="not a state_dict saved by torch.save") as info:
+    with pytest.raises(ConfigError, match=r"not a state_dict saved by torch\.save") as info:
         resolve(spec=str(path), weights=str(path)).model()  # the YAML file given as weights
     assert "weights_only=False" not in str(info.value)
     with pytest.raises(ConfigError, match="no weights file"):
