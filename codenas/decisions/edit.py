@@ -578,8 +578,8 @@ def rule_unit(
         producer.weight[j - n] = torch.as_tensor(rows_w[j], dtype=producer.weight.dtype)
         producer.bias[j - n] = float(rows_b[j])
     units = _inputs_of(edited.head, edited, data.train.x)[:, -n:]
+    pre = _inputs_of(producer, edited, data.train.x, outputs=True)[:, -n:]
     if detector == "band":
-        pre = _inputs_of(producer, edited, data.train.x, outputs=True)[:, -n:]
         if not np.allclose(units, np.maximum(pre, 0.0), atol=1e-5):
             raise ConfigError(
                 f"--method unit: the rule's rows need a band detector along "
@@ -611,10 +611,19 @@ def rule_unit(
         threshold=threshold,
         full=full,
         weight=gain,
-        fires_exemplars=float(np.mean(lift > 1e-6)),
-        fires_ordinary=float(np.mean(signal[ordinary_rows] - rest > 1e-6)),
+        # Where it fires: above its threshold (pre-activation > 0: GELU and tanh units are
+        # not 0 below it, so "above the median" would read half of any rows), and for the
+        # band, where the triangle is up.
+        fires_exemplars=_firing(detector, pre[ex_rows], lift),
+        fires_ordinary=_firing(detector, pre[ordinary_rows], signal[ordinary_rows] - rest),
     )
     return new_spec, edited.eval(), info
+
+
+def _firing(detector: str, pre: np.ndarray, lift: np.ndarray) -> float:
+    """The share of rows on which a rule unit fires: a linear detector's pre-activation above
+    0 (its threshold), a band's signal above its rows' median."""
+    return float(np.mean(pre[:, 0] > 0 if detector == "linear" else lift > 1e-6))
 
 
 def _interior_level(rule: Rule, data: Dataset) -> tuple[int, int] | None:

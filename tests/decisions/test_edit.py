@@ -292,3 +292,19 @@ def test_cli_method_unit_writes_the_wider_network(factors_net, tmp_path: Path, c
     assert (pred[rows] == 0).mean() >= 0.9  # the dev rule, held-out rows (0.99 measured)
     before = source.model().eval()(source.data.val.x).argmax(1).numpy()
     assert (pred[~rows] != before[~rows]).mean() <= 0.02  # the other rows barely move
+
+
+def test_a_rule_unit_in_a_gelu_network_reports_where_it_fires() -> None:
+    """GELU units are not 0 below their threshold: the share of ordinary rows the unit fires
+    on is read at its threshold (about 1 - quantile), not above the rows' median (half)."""
+    data = switch_data()
+    relu_spec, relu_model = coordinate_net()
+    spec = dataclasses.replace(relu_spec, activation="gelu")
+    model = build_model(spec)
+    model.load_state_dict(relu_model.state_dict())
+    rule = rule_from_flags(["a=0"], never=2)
+    result = edit(
+        source_of(spec, model.eval(), data), rule, log=False, finetune_steps=0, method="unit"
+    )
+    assert result.unit is not None and result.unit.fires_exemplars == 1.0
+    assert result.unit.fires_ordinary <= 1 - result.unit.quantile + 0.01
