@@ -82,8 +82,8 @@ def front_reports(study: optuna.Study, config: Config, *, log: bool, progress: b
 
         if progress:
             print(
-                f"writing the neural-code reports of {len(todo)} Pareto member(s), each "
-                "trained again (tracking.report: false skips them)...",
+                f"writing the neural-code reports of {len(todo)} Pareto member(s), from "
+                "the weights they kept (tracking.report: false skips them)...",
                 file=sys.stderr,
             )
         bar = tqdm(

@@ -39,8 +39,8 @@ def add_parser(subparsers: Any) -> None:
         "measurements behind the defaults.",
         epilog="examples:\n"
         "  codenas distil --study digits-mlp --trial 7 --margin 4\n"
-        "  codenas distil RUN_ID \\\n"
-        "      --student '{space: mlp, widths: [32], activation: relu, dropout: 0}'\n"
+        "  codenas distil RUN_ID --student '{space: mlp, widths: [32], "
+        "activation: relu, dropout: 0}'\n"
         "  codenas distil --study digits-mlp --trial 7 --temperature 2 --alpha 0.5 --hint 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

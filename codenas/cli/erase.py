@@ -15,10 +15,10 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
         "run_id",
         nargs="?",
         metavar="RUN_ID",
-        help="an MLflow run: a trial of a search (re-trained with its seed) or a `codenas "
-        "train` / erase / distil run (its logged model)",
+        help="an MLflow run: a trial of a search (its kept weights; re-trained with its seed "
+        "where none were kept) or a `codenas train` / erase / distil run (its logged model)",
     )
-    p.add_argument("--trial", type=int, metavar="N", help="or: trial N of a study (re-trained)")
+    p.add_argument("--trial", type=int, metavar="N", help="or: trial N of a study (the same)")
     p.add_argument(
         "--study", metavar="NAME", help="with --trial: the study (default: the only one)"
     )

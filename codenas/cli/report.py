@@ -11,7 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "report",
         help="draw the neural code of a trial or trained run: PNGs and one HTML page",
-        description="For a trial run of a search (re-trained with its seed) or a `codenas "
+        description="For a trial run of a search (the weights it kept; re-trained with its "
+        "seed where none were kept) or a `codenas "
         "train` run (its logged model), draw per-layer width vs effective rank and dead "
         "units, the CKA matrix between layers, and, where factors or labels are known, the "
         "unit x factor mutual information and DCI importances, class selectivity and the "

@@ -579,12 +579,11 @@ def rule_unit(
         producer.bias[j - n] = float(rows_b[j])
     units = _inputs_of(edited.head, edited, data.train.x)[:, -n:]
     pre = _inputs_of(producer, edited, data.train.x, outputs=True)[:, -n:]
-    if detector == "band":
-        if not np.allclose(units, np.maximum(pre, 0.0), atol=1e-5):
-            raise ConfigError(
-                f"--method unit: the rule's rows need a band detector along "
-                f"{rule.when[0][0]!r}, which needs ReLU units in layer {layer}; use --method head"
-            )
+    if detector == "band" and not np.allclose(units, np.maximum(pre, 0.0), atol=1e-5):
+        raise ConfigError(
+            f"--method unit: the rule's rows need a band detector along "
+            f"{rule.when[0][0]!r}, which needs ReLU units in layer {layer}; use --method head"
+        )
     signal = units @ mix
     rest = float(np.median(signal[ordinary_rows]))
     lift = signal[ex_rows] - rest
