@@ -21,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "already (the end-of-search report of a Pareto member, an earlier `codenas report`) "
         "is shown where it is, not re-trained; --force draws it again.",
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id")
+    p.add_argument(
+        "run_id",
+        metavar="RUN_ID",
+        help="the MLflow run id, or a unique start of it (the 12 characters `codenas front` shows)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: report-<run id>)")
     p.add_argument(
         "--tracking-uri",

@@ -178,6 +178,7 @@ def from_run(run_id: str, *, tracking_uri: str) -> Source:
 
     _require_sqlite(tracking_uri, "MLflow database", "--tracking-uri")
     record, config = read_network_run(tracking_uri, run_id)
+    run_id = record.run_id  # the whole id, where a unique prefix was given
     data = load_dataset(config.data)
     spec = _adapted(spec_from_dict(record.spec), data)
     links = {"codenas.source_kind": record.kind, "codenas.source_run_id": run_id}

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -191,6 +192,32 @@ class RunRecord:
         return None if text is None else dict(json.loads(text))
 
 
+_SHORT_ID = re.compile(r"[0-9a-f]{6,31}")
+
+
+def _by_prefix(client: Any, prefix: str, uri: str) -> str | None:
+    """The one run whose id starts with ``prefix`` (``codenas front`` shows 12 characters),
+    or ``None`` when ``prefix`` is not a short id or no run has it.
+
+    Raises:
+        StorageError: several runs start with it.
+    """
+    if not _SHORT_ID.fullmatch(prefix):
+        return None
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    found = [
+        r.info.run_id
+        for r in search_all_runs(client, experiments)
+        if r.info.run_id.startswith(prefix)
+    ]
+    if len(found) > 1:
+        raise StorageError(
+            f"run id {prefix!r} is ambiguous at {mask_url(uri)}: {len(found)} runs start with "
+            f"it ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}); give more of it"
+        )
+    return found[0] if found else None
+
+
 def read_run(uri: str, run_id: str) -> RunRecord:
     """Read a run, its spec tag and the config logged with it (or with its parent run)."""
     import yaml
@@ -199,9 +226,12 @@ def read_run(uri: str, run_id: str) -> RunRecord:
     try:
         run = client.get_run(run_id)
     except Exception as err:
-        raise StorageError(
-            f"no MLflow run {run_id!r} at {mask_url(uri)} ({first_line(err, 200)})"
-        ) from None
+        full = _by_prefix(client, run_id, uri)
+        if full is None:
+            raise StorageError(
+                f"no MLflow run {run_id!r} at {mask_url(uri)} ({first_line(err, 200)})"
+            ) from None
+        run_id, run = full, client.get_run(full)
     tags = dict(run.data.tags)
     role = tags.get(ROLE_TAG)
     # A run that logged its own model and config.yaml (codenas train, erase, distil), a trial

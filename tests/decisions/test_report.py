@@ -131,6 +131,12 @@ def test_report_of_a_trial_run_is_logged_to_it(
     assert "note:" not in printed  # the re-trained network reproduces the trial
     logged = {a.path for a in MlflowClient(searched.tracking).list_artifacts(run_id, "report")}
     assert logged == {f"report/{n}.png" for n in names} | {"report/report.html"}
+    # The 12 characters `codenas front` shows are enough (a unique prefix of the run id):
+    code = main(["report", run_id[:12], "--out", str(out), "--tracking-uri", searched.tracking])
+    printed = capsys.readouterr().out
+    assert code == 0 and f"trial {trial.number} of study 'picking' already has a" in printed
+    code = main(["report", "0" * 31 + "g", "--tracking-uri", searched.tracking])
+    assert code == 2 and "no MLflow run" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -225,6 +225,7 @@ def report_run(
     from codenas.tracking.runs import load_network, read_network_run
 
     record, config = read_network_run(tracking_uri, run_id)
+    run_id = record.run_id  # the whole id, where a unique prefix was given
     spec = spec_from_dict(record.spec)
     if record.kind == "trial":
         number = int(record.tags["codenas.trial_number"])
