@@ -114,14 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):  # the terminal that was closed (SIGHUP)
             print(
-                "\ncodenas: interrupted; the running trial was recorded as failed. Run the "
-                "same command again to continue the study.",
-                file=sys.stderr,
+                f"\ncodenas: interrupted{_AFTER_INTERRUPT.get(args.command, '')}", file=sys.stderr
             )
         return 130
     except BrokenPipeError:  # `codenas front | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+# What an interrupted command left, where it is more than its output.
+_AFTER_INTERRUPT = {
+    command: "; a trial that was running is recorded as failed (nothing else is lost). Run the "
+    "same command again to continue the study."
+    for command in ("search", "worker", "rightsize")
+}
 
 
 def console_main() -> None:
