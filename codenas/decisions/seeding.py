@@ -199,7 +199,14 @@ def seed_search(
     # The checks a search makes before it stores anything (its data fits its space).
     space = get_space(config.space.name)(config.space)
     space.check_input(load_dataset(config.data).input_shape)
-    study, created = open_study(config, storage_for(config))
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" INFO line
+    try:
+        study, created = open_study(config, storage_for(config))
+    finally:
+        optuna.logging.set_verbosity(before)
     if created:
         make_tracker(config, study, created=True)  # the study's parent run, as a search does
     return seeds, enqueue_seeds(study, seeds)
