@@ -90,6 +90,33 @@ def wait_for_trial(storage: str, name: str, predicate, timeout: float = 120):
     raise AssertionError(f"no trial matched within {timeout} s")
 
 
+def kill_mid_trial(victim: subprocess.Popen, storage: str, name: str) -> None:
+    """SIGKILL ``victim`` while one of its trials is running (its MLflow run open).
+
+    A trial lasts about a second: one seen RUNNING may complete before a kill lands. So the
+    victim is stopped first (SIGSTOP), the trial read again, and killed only if it is still
+    RUNNING (a stopped process cannot complete it); else it goes on and the next is awaited.
+    """
+
+    def running(t: optuna.trial.FrozenTrial) -> bool:
+        return (
+            t.state.name == "RUNNING"
+            and "mlflow_run_id" in t.user_attrs
+            and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+        )
+
+    rdb = optuna.storages.RDBStorage(storage, engine_kwargs={"poolclass": NullPool})
+    for _ in range(20):
+        trial = wait_for_trial(storage, name, running)
+        victim.send_signal(signal.SIGSTOP)
+        study = optuna.load_study(study_name=name, storage=rdb)
+        if running(study.get_trials(deepcopy=False)[trial.number]):
+            victim.send_signal(signal.SIGKILL)
+            return
+        victim.send_signal(signal.SIGCONT)
+    raise AssertionError("the victim's trials all completed before it could be stopped")
+
+
 def check_tracking(storage: str, name: str, tracking: str) -> tuple[optuna.Study, dict]:
     """Every COMPLETE trial has exactly one FINISHED child run with its metrics."""
     rdb = optuna.storages.RDBStorage(storage, engine_kwargs={"poolclass": NullPool})
@@ -179,16 +206,7 @@ def test_three_machines_on_postgres_and_a_tracking_server_survive_a_kill(
     # trial (not after the grace period, which they might not outlast) and re-run its trial.
     procs = [codenas("search", str(cfg), "--no-progress", "--trials", n) for n in ("3", "10", "10")]
     victim = procs[0]
-    wait_for_trial(
-        storage,
-        name,
-        lambda t: (
-            t.state.name == "RUNNING"
-            and "mlflow_run_id" in t.user_attrs
-            and t.user_attrs["worker"].endswith(f":{victim.pid}")
-        ),
-    )
-    victim.send_signal(signal.SIGKILL)
+    kill_mid_trial(victim, storage, name)
     victim.wait()  # reaped, as init reaps a killed process on another machine
     for proc in procs[1:]:
         _out, err = proc.communicate(timeout=300)
