@@ -240,9 +240,7 @@ def test_an_accelerator_this_machine_lacks_is_one_line_and_exit_2_before_any_sto
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # MPS exists only on Apple machines; CI and these machines are Linux.
-    overrides = [a for o in tiny_overrides(workdir) for a in ("--set", o)]
-    code = main(["search", "--no-progress", "--set", "train.accelerator=mps", *overrides])
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "search", "--no-progress", "--set", "train.accelerator=mps")
     assert code == 2
     assert err.startswith("codenas: error: train.accelerator='mps'") and err.count("\n") == 1
     assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()
