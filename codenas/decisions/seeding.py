@@ -192,6 +192,7 @@ def seed_search(
     """
     from codenas.data import load_dataset
     from codenas.search.storage import open_study, storage_for
+    from codenas.search.study import quiet_optuna
     from codenas.search.tracker import make_tracker
     from codenas.spaces import get_space
 
@@ -199,14 +200,8 @@ def seed_search(
     # The checks a search makes before it stores anything (its data fits its space).
     space = get_space(config.space.name)(config.space)
     space.check_input(load_dataset(config.data).input_shape)
-    import optuna
-
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" INFO line
-    try:
+    with quiet_optuna():  # no "A new study created" line, as a search prints none
         study, created = open_study(config, storage_for(config))
-    finally:
-        optuna.logging.set_verbosity(before)
     if created:
         make_tracker(config, study, created=True)  # the study's parent run, as a search does
     return seeds, enqueue_seeds(study, seeds)

@@ -233,7 +233,7 @@ def run_workers(
             running trial as failed in both stores).
     """
     from codenas.search.budget import UNLIMITED, deadline_for
-    from codenas.search.study import _quiet_optuna, prepare
+    from codenas.search.study import prepare, quiet_optuna
 
     n_trials = config.study.trials if n_trials is None else n_trials
     # One deadline for every worker, from the command's start (study.timeout).
@@ -242,7 +242,7 @@ def run_workers(
     # The study and its tracker are made here too, so the workers never race to create the
     # parent run; the tracker also ends the run of a dead worker's trial when this process
     # fails it as stale. Worker 0 (this process) runs its trials on this preparation.
-    with _quiet_optuna(True):  # Optuna's "A new study created" line, as one worker has none
+    with quiet_optuna():  # Optuna's "A new study created" line, as one worker has none
         prepared = prepare(config, source=source)
     study, tracker, storage = prepared.study, prepared.tracker, prepared.storage
     start = len(study.trials)

@@ -210,7 +210,9 @@ def prepare(
 
 
 @contextlib.contextmanager
-def _quiet_optuna(enabled: bool) -> Iterator[None]:
+def quiet_optuna(enabled: bool = True) -> Iterator[None]:
+    """Optuna's log below ERROR off while inside (its per-trial lines, "A new study created"),
+    as it was before when leaving."""
     if not enabled:
         yield
         return
@@ -283,7 +285,7 @@ def run(
         budget = Budget(n_trials, deadline_for(config.study.timeout))
     set_threads(config.train.threads or default_threads(workers))
     if prepared is None:  # every check that can fail on bad input runs here, before any work
-        with _quiet_optuna(quiet):
+        with quiet_optuna(quiet):
             # The tracker opens on a thread while the first trial trains (issue 21).
             prepared = prepare(config, source=source, tracker_name=tracker_name, defer_tracker=True)
     study, tracker, data, space = prepared.study, prepared.tracker, prepared.data, prepared.space
@@ -319,7 +321,7 @@ def run(
     # Optuna's ask/tell (codenas/search/interrupts.py); later ones wait for the clean-up.
     with interrupts.search_signals():
         try:
-            with _quiet_optuna(quiet):
+            with quiet_optuna(quiet):
                 _trials(study, objective, budget, all_callbacks, retries_only=retries_only)
             if tracker is not None and not tracker.down:
                 flush_tracker(tracker)  # the last trials' background writes (a lost backend raises)
