@@ -76,18 +76,20 @@ def replay_config(config: Config, recorded: Mapping[str, float]) -> Config:
     """``config`` with the training budget the trial actually used.
 
     A trial may stop before ``train.epochs``: at ``train.max_time`` (wall-clock, so not
-    reproducible), ``train.max_steps`` or by early stopping. Its recorded ``epochs`` and
-    ``steps`` fix the budget exactly: ``epochs`` = the epochs it started, ``max_steps`` = the
-    steps it took, no time limit.
+    reproducible), ``train.max_steps``, by early stopping or at a rung of the schedule. Its
+    recorded ``epochs`` and ``steps`` fix the budget exactly: ``epochs`` = the epochs it
+    started, ``max_steps`` = the steps it took, no time limit. ``epochs`` alone (a trial the
+    schedule stopped records its values at that rung, without ``steps``) sets the epochs.
     """
     epochs, steps = recorded.get("epochs"), recorded.get("steps")
-    if epochs is None or steps is None:
+    if epochs is None:
         return config
     from codenas.config import Config
 
     raw = config.to_dict()
     raw["train"]["epochs"] = max(1, int(epochs))
-    raw["train"]["max_steps"] = max(1, int(steps))
+    if steps is not None:
+        raw["train"]["max_steps"] = max(1, int(steps))
     raw["train"]["max_time"] = None
     return Config.from_dict(raw, source="replay")
 

@@ -115,12 +115,11 @@ def _trial_code(
     seed = trial_seed_of(config, number, retry_of)
     stopped = stopped_epoch(config, user_attrs, tags)
     how = f"re-trained with seed {seed}"
+    budget = dict(recorded)  # what retrain replays (replay_config)
     if stopped is not None:  # measured where the schedule stopped it, so re-train that far
-        raw = config.to_dict()
-        raw["train"]["epochs"] = stopped
-        config = type(config).from_dict(raw)
+        budget["epochs"] = stopped
         how += f" for the {stopped} epoch(s) it trained before the schedule stopped it"
-    code = retrain(config, spec, seed=seed, title=title, recorded=recorded)
+    code = retrain(config, spec, seed=seed, title=title, recorded=budget)
     notes = _compare(recorded, code.metrics)
     code.metrics = {**code.metrics, **recorded}
     return code, notes, how
