@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from codenas.errors import TrackingUnavailable, first_line
@@ -554,12 +554,28 @@ class MlflowTracker:
 
         Called by the last process of a study to end (no trial RUNNING); the totals' step is
         the number of trials so far, so a continued study shows how they grew.
+
+        Two workers that end at the same moment may both find themselves last: nothing in
+        Optuna's storage lets one of them claim the step atomically. Both then log the same
+        totals (read from the same finished trials) at the same step and the same timestamp,
+        the last trial's completion time, and MLflow keeps a metric entry identical in key,
+        value, step and timestamp once: the record is written once either way.
         """
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        step = len(self.study.get_trials(deepcopy=False))
-        metrics = [Metric(k, float(v), now, step) for k, v in sorted(totals.items())]
+        trials = self.study.get_trials(deepcopy=False)
+        step = len(trials)
+        metrics = [
+            Metric(k, float(v), _totals_stamp(trials), step) for k, v in sorted(totals.items())
+        ]
         for chunk in _chunks(metrics, 1000):
             self.client.log_batch(self.parent_run_id, metrics=chunk)
         self.client.set_terminated(self.parent_run_id, status=status)
+
+
+def _totals_stamp(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
+    """The timestamp (ms) of a study's totals: its last trial's completion, the same for every
+    process that reads the same trials (now, for a study without a finished trial)."""
+    done = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    moment = max(done).timestamp() if done else time.time()
+    return int(moment * 1000)

@@ -474,6 +474,31 @@ def test_each_end_of_search_step_runs_and_a_failure_is_a_warning(
     assert any("finish_study is broken" in r.getMessage() for r in caplog.records)
 
 
+def test_two_processes_that_both_end_last_write_the_totals_once(tmp_path: Path) -> None:
+    """Two workers ending at the same moment can both find no trial running (Optuna's storage
+    has no compare-and-set to let one claim the end). Both then end the record: the second must
+    add no second copy of the totals. A study continued later adds its new totals."""
+    from codenas.search.study import wrap_up
+
+    config = make_config(tmp_path, ["study.trials=2"])
+    study = codenas.search.run(config)
+    client, parent = _parent(config)
+    first = client.get_metric_history(parent.info.run_id, "trials_complete")
+    assert [(m.value, m.step) for m in first] == [(2.0, 2)]
+    for _ in range(2):  # two more processes, each finding itself the last one
+        time.sleep(0.01)  # a later clock must not make a second entry
+        wrap_up(study, MlflowTracker(config, study, created=False), status="FINISHED")
+    again = client.get_metric_history(parent.info.run_id, "trials_complete")
+    assert [(m.value, m.step, m.timestamp) for m in again] == [
+        (m.value, m.step, m.timestamp) for m in first
+    ]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+    codenas.search.run(make_config(tmp_path, ["study.trials=1"]))  # the same study, continued
+    grown = client.get_metric_history(parent.info.run_id, "trials_complete")
+    assert sorted((m.value, m.step) for m in grown) == [(2.0, 2), (3.0, 3)]
+
+
 def test_a_failing_stale_trial_hook_is_a_warning_and_the_retry_is_still_queued(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
