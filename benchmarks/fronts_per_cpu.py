@@ -20,7 +20,8 @@ Protocol (fixed before any run; the decision rule below was written before the r
   ``code-asha-screen`` (code sampler + schedule + zero-cost rung); added in a later round,
   ``tpe-mv`` (Optuna's multivariate TPE, no option tuned) and, in a fourth round,
   ``tpe-screen-logdet``, ``-naswot``, ``-swap`` and ``-meco`` (the zero-cost rung with each
-  other score it accepts, alone). Objectives: validation
+  other score it accepts, alone), and in a fifth, ``tpe-screen-synflow`` (the rung scored by
+  synflow, from the weights). Objectives: validation
   accuracy (R^2) up, params down; tracking off (the same for every arm; MLflow's per-trial
   writes are not in the CPU counted here).
 * **Budget.** TPE runs ``--trials`` (60) trials. Every other arm runs until its CPU seconds
@@ -182,6 +183,20 @@ ARMS: dict[str, list[str]] = {
             ("meco", "meco"),
         )
     },
+    # Added in the fifth round, stated before it ran: TPE behind the zero-cost rung scored by
+    # synflow (from the weights, one backward pass; the rung accepts it since this round).
+    # Synflow ranked the CNNs of shapes best of every score (+0.67 within size bands, 20
+    # networks, one seed: docs/zero-cost.md), and only there (+0.10 on the development MLPs).
+    # Shapes now serves as the CNN development task; bars (a CNN that took no part in choosing
+    # any score) judges, beside effective_rank's rung (tpe-screen, -0.20 on shapes), never run
+    # on bars before. Expected: on bars synflow's rung at or above TPE at 1/3 of its CPU (the
+    # one arm with a reason to help a CNN), tpe-screen level or below; on the MLP tasks,
+    # synflow's rung level with TPE or below. One held-out CNN task cannot meet the rule (3
+    # held-out wins): no default changes on this round alone.
+    "tpe-screen-synflow": [
+        "study.sampler=tpe",
+        f"search.screen={json.dumps({'score': 'synflow', 'candidates': 8})}",
+    ],
 }
 CPU_GRID = (1 / 8, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0)
 # Trial counts at which each arm's front is also judged (the second target: the default

@@ -83,37 +83,6 @@ CHEAP = ("effective_rank", "dead_fraction", "capacity_usage", "early_score")
 # ----------------------------------------------------------------------------- machine
 
 
-# ----------------------------------------------------------------------------- synflow
-
-
-def synflow(model: Any, input_shape: Sequence[int]) -> float:
-    """log of the synflow score at initialisation (Tanaka et al. 2020; Abdelfattah et al. 2021).
-
-    As in Abdelfattah et al.'s ``zero-cost-nas``: a float64 copy of the network in eval mode
-    (batch norm then uses its initial running statistics, i.e. is the identity, as their
-    copy without batch norm), every parameter and buffer replaced by its absolute value, an
-    all-ones input; ``R = sum(output)``; the score is ``sum |w * dR/dw|`` over the weights of
-    the linear and convolution layers. Returned as its natural log (it overflows float32 on deep
-    nets; the ranking is the same). The model itself is left untouched.
-    """
-    import torch
-    from torch import nn
-
-    net = copy.deepcopy(model).double().eval()
-    with torch.no_grad():
-        for tensor in net.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.abs_()
-    net.zero_grad(set_to_none=True)
-    x = torch.ones((1, *input_shape), dtype=torch.float64)
-    net(x).sum().backward()
-    total = 0.0
-    for module in net.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)) and module.weight.grad is not None:
-            total += float((module.weight.detach() * module.weight.grad).abs().sum())
-    return math.log(total) if total > 0 else -math.inf
-
-
 # ----------------------------------------------------------------------------- one run
 
 
@@ -135,6 +104,7 @@ def train_one(
     """Initialisation scores, brief-point metrics and the full training of one spec, one seed."""
     import torch
 
+    from codenas.metrics import synflow
     from codenas.spaces import build_model
     from codenas.training.loop import StopTraining, count_parameters
 

@@ -314,7 +314,8 @@ class ScreenConfig(Frozen):
     """``search.screen:``: a zero-cost rung before any training (``codenas/search/screen.py``).
 
     The sampler draws ``candidates`` architectures per trial; each is scored at initialisation
-    by the metric ``score`` (higher better, or lower for a metric registered ``minimize``); the
+    by the metric ``score`` (higher better, or lower for a metric registered ``minimize``; or
+    a score of the weights, ``codenas.metrics.MODEL_SCORES``: ``synflow``); the
     best-scored one within a factor ``band`` of the sampler's own proposal's size is trained.
     """
 
@@ -325,8 +326,10 @@ class ScreenConfig(Frozen):
     @field_validator("score")
     @classmethod
     def _at_init(cls, value: str) -> str:
-        from codenas.metrics import get_metric
+        from codenas.metrics import MODEL_SCORES, get_metric
 
+        if value in MODEL_SCORES:
+            return value  # read from the weights (synflow), not from activations
         try:
             info = get_metric(value)
         except CodenasError as err:  # as a ValueError, pydantic names the key (screen.score)
@@ -335,7 +338,7 @@ class ScreenConfig(Frozen):
             raise ValueError(
                 f"{value!r} cannot score an untrained network from its activations alone "
                 "(it needs labels, factors or training, or has no better direction); "
-                "try effective_rank, activation_code_logdet, naswot, swap or meco"
+                "try effective_rank, activation_code_logdet, naswot, swap, meco or synflow"
             )
         return value
 

@@ -8,7 +8,9 @@ with :func:`register_metric` in the file of its family and import that file here
 - :mod:`~codenas.metrics.redundancy`: linear CKA between layers;
 - :mod:`~codenas.metrics.codes`: binary on/off activation codes (NASWOT, SWAP) and MeCo;
 - :mod:`~codenas.metrics.disentanglement`: MIG, DCI, SAP, modularity against known factors;
-- :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes.
+- :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes;
+- :mod:`~codenas.metrics.synflow`: synflow, a score of an untrained network's weights
+  (not of activations: ``MODEL_SCORES``, which the zero-cost rung reads by name).
 """
 
 from codenas.metrics._common import discrete_entropy
@@ -59,9 +61,11 @@ from codenas.metrics.registry import (
     register_metric,
     register_run_metric,
 )
+from codenas.metrics.synflow import MODEL_SCORES, synflow
 
 __all__ = [
     "METRICS",
+    "MODEL_SCORES",
     "Captured",
     "MetricInfo",
     "activation_code_logdet",
@@ -101,6 +105,7 @@ __all__ = [
     "sap_continuous",
     "selectivity_index",
     "swap",
+    "synflow",
     "twonn_dimension",
     "unique_codes_fraction",
     "unit_label_information",

@@ -5,7 +5,8 @@ For each trial, the base sampler proposes ``candidates`` parameter sets (repeate
 per-parameter sample: for TPE, draws from its model of good trials; the code sampler's moves
 are one fixed proposal), each is built at
 initialisation (seed 0) and scored on one batch of training rows by the registered metric
-``score`` (milliseconds for an MLP, no training, no Optuna trial). Among the candidates whose
+``score`` (milliseconds for an MLP, no training, no Optuna trial), or from its weights alone
+(``synflow``: one backward pass on a constant input). Among the candidates whose
 parameter count is within a factor ``band`` of the base sampler's own first proposal, the
 best-scored one is trained: the base sampler keeps choosing *how large* a network to try, and
 the code chooses *which one of that size*. Size bands, because every score measured grows with
@@ -70,11 +71,35 @@ def zero_cost_scorer(
     config: Config, data: Dataset, space: Space, metric: str, *, batch_size: int = 128
 ) -> Scorer:
     """A :data:`Scorer` for ``config``'s space and data: the registered ``metric`` of a
-    candidate at initialisation (seed 0), on a seeded batch of training rows."""
+    candidate at initialisation (seed 0), on a seeded batch of training rows, or a score of
+    its weights (``codenas.metrics.MODEL_SCORES``, e.g. ``synflow``), which reads no rows."""
     import torch
 
-    from codenas.metrics import capture_layers, compute_metrics, get_metric, reads_codes
+    from codenas.metrics import (
+        MODEL_SCORES,
+        capture_layers,
+        compute_metrics,
+        get_metric,
+        reads_codes,
+    )
     from codenas.spaces import build_model
+
+    def model(params: Mapping[str, Any]) -> tuple[torch.nn.Module, float]:
+        import optuna
+
+        spec = space.sample(optuna.trial.FixedTrial(dict(params)), data.input_shape, data.n_outputs)
+        torch.manual_seed(0)
+        net = build_model(spec)
+        return net, float(sum(p.numel() for p in net.parameters() if p.requires_grad))
+
+    if metric in MODEL_SCORES:  # from the weights: no rows
+        read = MODEL_SCORES[metric]
+
+        def from_weights(params: Mapping[str, Any]) -> tuple[float, float]:
+            net, size = model(params)
+            return float(read(net, data.input_shape)), size
+
+        return from_weights
 
     rng = np.random.default_rng(config.data.seed)
     rows = rng.permutation(len(data.train))[: min(batch_size, len(data.train))]
@@ -83,13 +108,8 @@ def zero_cost_scorer(
     sign = -1.0 if get_metric(metric).direction == "minimize" else 1.0
 
     def score(params: Mapping[str, Any]) -> tuple[float, float]:
-        import optuna
-
-        spec = space.sample(optuna.trial.FixedTrial(dict(params)), data.input_shape, data.n_outputs)
-        torch.manual_seed(0)
-        model = build_model(spec)
-        size = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
-        captured = capture_layers(model, x, codes=codes)
+        model_, size = model(params)
+        captured = capture_layers(model_, x, codes=codes)
         value = compute_metrics([metric], captured.units, codes=captured.codes)[metric]
         return sign * float(value), size
 

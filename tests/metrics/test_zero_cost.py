@@ -138,3 +138,48 @@ def test_meco_is_a_network_metric_of_the_units() -> None:
     info = METRICS.get("meco")
     assert (info.scope, info.reads, info.direction) == ("network", "units", "maximize")
     assert (METRICS.get("swap").scope, METRICS.get("swap").direction) == ("network", "maximize")
+
+
+# ------------------------------------------------------------------------------------ synflow
+
+
+def test_synflow_of_a_bias_free_linear_chain_is_the_path_sum_once_per_layer() -> None:
+    """With |W| and an all-ones input, R = 1' |W3| |W2| |W1| 1 (the sum over all paths), and
+    each layer's sum of |w dR/dw| is R again: the score is log(3 R)."""
+    from codenas.metrics import synflow
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False), nn.Linear(3, 2, False)
+    )
+    w1, w2, w3 = (m.weight.detach().double().abs() for m in (net[0], net[2], net[3]))
+    paths = float((w3 @ w2 @ w1 @ torch.ones(5, dtype=torch.float64)).sum())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert synflow(net, (5,)) == pytest.approx(np.log(3 * paths), rel=1e-12)
+    for key, value in net.state_dict().items():  # the network itself is left as it was
+        assert torch.equal(value, before[key])
+
+
+def test_synflow_is_minus_infinity_without_a_path_and_reads_conv_layers() -> None:
+    from codenas.metrics import MODEL_SCORES, synflow
+
+    dead = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    with torch.no_grad():
+        dead[0].weight.zero_()
+        dead[0].bias.zero_()
+    assert synflow(dead, (3,)) == -np.inf
+    torch.manual_seed(1)
+    conv = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)
+    )
+    narrow = nn.Sequential(
+        nn.Conv2d(1, 1, 3), nn.BatchNorm2d(1), nn.ReLU(), nn.Flatten(), nn.Linear(1 * 4 * 4, 3)
+    )
+    with torch.no_grad():  # the narrow network is the wide one's first channel
+        narrow[0].weight.copy_(conv[0].weight[:1])
+        narrow[0].bias.copy_(conv[0].bias[:1])
+        narrow[4].weight.copy_(conv[4].weight[:, :16])
+        narrow[4].bias.copy_(conv[4].bias)
+    assert np.isfinite(synflow(conv, (1, 6, 6)))
+    assert synflow(conv, (1, 6, 6)) > synflow(narrow, (1, 6, 6))  # more paths, more flow
+    assert MODEL_SCORES["synflow"] is synflow

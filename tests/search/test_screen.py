@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 import codenas
 from codenas.data import load_dataset
@@ -75,7 +76,26 @@ def test_a_screened_search_trains_the_in_band_best_of_tpes_draws(tmp_path: Path)
         assert size == record["sizes"][record["chosen"]]
 
 
-def test_search_screen_in_a_config_screens_the_search_s_trials(tmp_path: Path) -> None:
+def test_a_weights_score_screens_without_rows(tmp_path: Path) -> None:
+    """``synflow`` reads the candidate's weights (one backward pass), not activations."""
+    from codenas.metrics import synflow
+    from codenas.spaces import build_model
+
+    config = codenas.load_config(None, [])
+    data = load_dataset(config.data)
+    space = get_space(config.space.name)(config.space)
+    score = zero_cost_scorer(config, data, space, "synflow")
+    params = {"depth": 2, "width": 16, "shape": "constant", "activation": "relu", "dropout": 0.0}
+    value, size = score(params)
+    spec = space.sample(optuna.trial.FixedTrial(params), data.input_shape, data.n_outputs)
+    torch.manual_seed(0)  # as the scorer builds it
+    assert value == synflow(build_model(spec), data.input_shape)
+    assert size == 64 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+    assert score({**params, "width": 32})[0] > value
+
+
+@pytest.mark.parametrize("score", ["effective_rank", "synflow"])
+def test_search_screen_in_a_config_screens_the_search_s_trials(tmp_path: Path, score: str) -> None:
     config = codenas.load_config(
         None,
         [
@@ -83,7 +103,7 @@ def test_search_screen_in_a_config_screens_the_search_s_trials(tmp_path: Path) -
             "study.trials=3",
             "train.epochs=1",
             "tracking.enabled=false",
-            "search.screen={score: effective_rank, candidates: 4}",
+            f"search.screen={{score: {score}, candidates: 4}}",
         ],
     )
     study = codenas.search.run(config)
