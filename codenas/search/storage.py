@@ -177,16 +177,27 @@ def make_storage(
                 heartbeat_stale_trial_callback=stale_handler if heartbeat_interval else None,
             )
     except Exception as err:
-        raise StorageError(
-            f"cannot open Optuna storage {mask_url(url)!r}: {first_line(err)}"
-        ) from None
+        path = _sqlite.path_of(url)
+        if path is not None and not os.path.isdir(os.path.dirname(path)):
+            reason = f"its folder {os.path.dirname(path)!r} does not exist"
+        else:
+            reason = first_line(err)
+        raise StorageError(f"cannot open Optuna storage {mask_url(url)!r}: {reason}") from None
 
 
 def storage_for(
     config: Config, stale_handler: StaleTrialHandler | None = None
 ) -> optuna.storages.BaseStorage:
-    """The storage of ``config``, with heartbeats so a dead worker's trial is retried."""
+    """The storage of ``config``, with heartbeats so a dead worker's trial is retried.
+
+    For the commands that write a study (search, worker, ``--seed-from``): the folder of a
+    local SQLite file is created when missing, as the MLflow store's is."""
+    from codenas.search import _sqlite
+
     s = config.study
+    path = _sqlite.path_of(s.storage)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     return make_storage(
         s.storage,
         heartbeat_interval=s.heartbeat_interval,

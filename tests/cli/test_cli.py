@@ -68,6 +68,38 @@ def test_unreachable_storage_is_one_line(workdir: Path, capsys: pytest.CaptureFi
     assert err.count("\n") == 1
 
 
+def test_a_search_creates_the_folders_of_its_local_stores(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both stores' folders are made when missing, the Optuna one as the MLflow one; a command
+    that only reads a study makes none (it says the file is not there)."""
+    from codenas.search.storage import make_storage
+
+    code, _, err = run_cli(
+        capsys,
+        "search",
+        "--trials",
+        "1",
+        "--no-progress",
+        "--storage",
+        "sqlite:///runs/a/optuna.db",
+        "--tracking-uri",
+        "sqlite:///runs/b/mlflow.db",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "tracking.report=false",
+    )
+    assert code == 0, err
+    assert (workdir / "runs/a/optuna.db").stat().st_size > 0
+    assert (workdir / "runs/b/mlflow.db").stat().st_size > 0
+    code, _, err = run_cli(capsys, "front", "--storage", "sqlite:///elsewhere/optuna.db")
+    assert code == 2 and "does not exist" in err and err.count("\n") == 1
+    assert not (workdir / "elsewhere").exists()
+    with pytest.raises(Exception, match="its folder '.*missing' does not exist"):
+        make_storage(f"sqlite:///{workdir / 'missing' / 'o.db'}")
+
+
 def test_a_tracking_file_that_is_no_database_is_one_line_at_once(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
