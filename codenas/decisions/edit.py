@@ -738,7 +738,8 @@ class Edit:
         title: the source network; rule: the rule.
         model: the edited network (``head``: same architecture, only the head's weight and
             bias differ; ``unit``: one more unit in the last hidden layer, see ``spec``).
-        finetuned: the fine-tuning baseline's network.
+        finetuned: the fine-tuning baseline's network (``None`` with ``finetune_steps`` 0: no
+            baseline, and no ``finetune`` scores).
         scores: ``{(network, split): Scores}`` for network in ``before``/``edit``/``finetune``
             and split in ``val``/``test``.
         exemplars, ordinary: exemplar rows and ordinary rows (training split) the edit saw.
@@ -754,7 +755,7 @@ class Edit:
     title: str
     rule: Rule
     model: nn.Module
-    finetuned: nn.Module
+    finetuned: nn.Module | None
     scores: dict[tuple[str, str], Scores]
     exemplars: int
     ordinary: int
@@ -792,14 +793,17 @@ class Edit:
                 "fit_success": self.fit_success,
                 "weight_change": self.weight_change,
                 "time/edit_cpu": self.seconds["edit"],
-                "time/finetune_cpu": self.seconds["finetune"],
             }
         )
+        if "finetune" in self.seconds:
+            out["time/finetune_cpu"] = self.seconds["finetune"]
         return out
 
     def summary(self) -> str:
         """The report as text."""
-        b, e, f = (self.scores[(n, "val")] for n in ("before", "edit", "finetune"))
+        tuned = self.finetuned is not None
+        b, e = (self.scores[(n, "val")] for n in ("before", "edit"))
+        f = self.scores[("finetune", "val")] if tuned else None
         if self.unit is not None:
             u = self.unit
             if u.detector == "band":
@@ -838,43 +842,48 @@ class Edit:
             f"on {b.rule_rows + b.untouched_rows} validation rows never used to fit "
             f"({b.rule_rows} of the rule, {b.untouched_rows} it does not touch):",
         ]
+        others = (e, f) if f is not None else (e,)
         table = [
-            ["", "before", "edit", f"fine-tune ({self.finetune_steps} steps)"],
-            [
-                "rule success",
-                f"{b.rule_success:.3f}",
-                f"{e.rule_success:.3f}",
-                f"{f.rule_success:.3f}",
-            ],
+            ["", "before", "edit"],
+            ["rule success", f"{b.rule_success:.3f}", *(f"{x.rule_success:.3f}" for x in others)],
             [
                 "accuracy, rows not touched",
                 f"{b.untouched_accuracy:.3f}",
                 *(
                     f"{x.untouched_accuracy:.3f} "
                     f"({100 * (x.untouched_accuracy - b.untouched_accuracy):+.1f} pp)"
-                    for x in (e, f)
+                    for x in others
                 ),
             ],
-            [
-                "predictions changed there",
-                "-",
-                f"{100 * e.changed:.1f}%",
-                f"{100 * f.changed:.1f}%",
-            ],
-            ["CPU seconds", "-", f"{self.seconds['edit']:.3f}", f"{self.seconds['finetune']:.2f}"],
+            ["predictions changed there", "-", *(f"{100 * x.changed:.1f}%" for x in others)],
+            ["CPU seconds", "-", f"{self.seconds['edit']:.3f}"],
         ]
+        if tuned:
+            table[0].append(f"fine-tune ({self.finetune_steps} steps)")
+            table[-1].append(f"{self.seconds['finetune']:.2f}")
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines += [
             "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             for row in table
         ]
-        bt, et, ft = (self.scores[(n, "test")] for n in ("before", "edit", "finetune"))
-        lines.append(
+        bt, et = (self.scores[(n, "test")] for n in ("before", "edit"))
+        test = (
             f"  test rows ({bt.rule_rows} of the rule): rule success {bt.rule_success:.3f} -> "
-            f"{et.rule_success:.3f} (fine-tune {ft.rule_success:.3f}); accuracy not touched "
-            f"{bt.untouched_accuracy:.3f} -> {et.untouched_accuracy:.3f} (fine-tune "
-            f"{ft.untouched_accuracy:.3f})"
+            f"{et.rule_success:.3f}"
         )
+        if tuned:
+            ft = self.scores[("finetune", "test")]
+            test += (
+                f" (fine-tune {ft.rule_success:.3f}); accuracy not touched "
+                f"{bt.untouched_accuracy:.3f} -> {et.untouched_accuracy:.3f} (fine-tune "
+                f"{ft.untouched_accuracy:.3f})"
+            )
+        else:
+            test += (
+                f"; accuracy not touched {bt.untouched_accuracy:.3f} -> "
+                f"{et.untouched_accuracy:.3f} (no fine-tuning baseline: --finetune-steps 0)"
+            )
+        lines.append(test)
         return "\n".join(lines)
 
 
@@ -984,19 +993,21 @@ def edit(
         rule.follows(_predict(edited, data.train.x[torch.as_tensor(ex_rows)])).mean()
     )
 
-    start = time.process_time()
-    tuned = finetune(
-        model,
-        data,
-        rule,
-        ex_rows,
-        ordinary_rows,
-        steps=finetune_steps,
-        lr=source.config.train.lr,
-        optimizer=source.config.train.optimizer,
-        seed=seed,
-    )
-    seconds["finetune"] = time.process_time() - start
+    tuned = None
+    if finetune_steps > 0:
+        start = time.process_time()
+        tuned = finetune(
+            model,
+            data,
+            rule,
+            ex_rows,
+            ordinary_rows,
+            steps=finetune_steps,
+            lr=source.config.train.lr,
+            optimizer=source.config.train.optimizer,
+            seed=seed,
+        )
+        seconds["finetune"] = time.process_time() - start
 
     scores: dict[tuple[str, str], Scores] = {}
     for split_name, split in (("val", data.val), ("test", data.test)):
@@ -1004,7 +1015,8 @@ def edit(
             continue
         reference = _predict(model, split.x)
         for net_name, net in (("before", model), ("edit", edited), ("finetune", tuned)):
-            scores[(net_name, split_name)] = score(net, split, rule, names, reference)
+            if net is not None:
+                scores[(net_name, split_name)] = score(net, split, rule, names, reference)
     result = Edit(
         title=source.title,
         rule=rule,

@@ -73,6 +73,7 @@ def test_a_search_creates_the_folders_of_its_local_stores(
 ) -> None:
     """Both stores' folders are made when missing, the Optuna one as the MLflow one; a command
     that only reads a study makes none (it says the file is not there)."""
+    from codenas.errors import StorageError
     from codenas.search.storage import make_storage
 
     code, _, err = run_cli(
@@ -96,7 +97,7 @@ def test_a_search_creates_the_folders_of_its_local_stores(
     code, _, err = run_cli(capsys, "front", "--storage", "sqlite:///elsewhere/optuna.db")
     assert code == 2 and "does not exist" in err and err.count("\n") == 1
     assert not (workdir / "elsewhere").exists()
-    with pytest.raises(Exception, match="its folder '.*missing' does not exist"):
+    with pytest.raises(StorageError, match=r"its folder '.*missing' does not exist"):
         make_storage(f"sqlite:///{workdir / 'missing' / 'o.db'}")
 
 

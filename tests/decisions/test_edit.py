@@ -282,7 +282,12 @@ def test_cli_method_unit_writes_the_wider_network(factors_net, tmp_path: Path, c
     files = ["--spec", str(spec), "--weights", str(weights), "--no-log"]
     rule = ["--when", "f1=4", "--predict", "0", "--finetune-steps", "0", "--method", "unit"]
     assert main(["edit", *files, *rule, "--out", str(out)]) == 0
-    assert "added one unit to hidden layer 1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "added one unit to hidden layer 1" in printed
+    # --finetune-steps 0 skips the baseline: no column for it, and the test line says so.
+    assert "fine-tune" not in printed and "no fine-tuning baseline" in printed
+    header = next(line for line in printed.splitlines() if line.strip().startswith("before"))
+    assert header.split() == ["before", "edit"]
     written = load_spec_file(out / "spec.yaml").spec
     assert layer_sizes(written) == (64, 33)
     model = build_model(written)
