@@ -15,7 +15,11 @@ split and metric rows) and measured at initialisation, one forward pass:
   NASWOT batch, codenas's default) and ``swap@16`` with batches of 16 (the authors' code);
 * ``meco`` (MeCo, Jiang et al. NeurIPS 2023): smallest eigenvalue of each layer's unit
   correlation over the sample rows, summed over layers; for a CNN also ``meco@1input``, the
-  paper's form (one input, channels correlated over the positions of its feature maps).
+  paper's form (one input, channels correlated over the positions of its feature maps);
+* ``zico`` (ZiCo, Li et al. ICLR 2023; added in a later round, after the choice below was made
+  without it): the inverse coefficient of variation of the loss gradients, one backward pass
+  per half of the zero-cost rung's batch (128 seeded training rows and their labels, as
+  ``codenas.search.screen`` reads them), ``codenas.metrics.zico``.
 
 ``naswot`` and ``activation_code_logdet`` are measured anew as well: the cached values predate
 today's definition (the ridge and the batches of 128). Before any new score counts, the rebuilt
@@ -130,7 +134,7 @@ def measure_task(name: str, setup: Mapping[str, Any]) -> dict[str, Any]:
     import codenas
     from codenas.data import load_dataset
     from codenas.evaluation.evaluate import Evaluator
-    from codenas.metrics import capture_layers, compute_metrics, meco, swap
+    from codenas.metrics import MODEL_SCORES, capture_layers, compute_metrics, meco, swap
     from codenas.spaces import build_model
 
     dataset = name.split("_")[0]
@@ -153,6 +157,11 @@ def measure_task(name: str, setup: Mapping[str, Any]) -> dict[str, Any]:
         evaluator = Evaluator(config, data, source=setup["config"])
         names = brief_metric_names(config, data)
         train_cfg = config.train.model_dump(exclude={"epochs", "threads"})
+        # The zero-cost rung's rows (codenas.search.screen.zero_cost_scorer): 128 seeded rows.
+        picked = torch.as_tensor(
+            np.random.default_rng(config.data.seed).permutation(len(data.train))[:128]
+        )
+        screen_x, screen_y = data.train.x[picked], data.train.y[picked]
         rows = []
         for i, spec in enumerate(setup["specs"]):
             payload = {
@@ -197,6 +206,7 @@ def measure_task(name: str, setup: Mapping[str, Any]) -> dict[str, Any]:
                 ("swap", lambda c=captured: swap(c.codes)),
                 ("swap@16", lambda c=captured: swap(c.codes, batch_size=16)),
                 ("meco", lambda c=captured: meco(c.units)),
+                ("zico", lambda m=model, x=screen_x, y=screen_y: MODEL_SCORES["zico"](m, x, y)),
             ):
                 start = time.perf_counter()
                 new[label] = fn()

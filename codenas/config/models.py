@@ -315,7 +315,8 @@ class ScreenConfig(Frozen):
 
     The sampler draws ``candidates`` architectures per trial; each is scored at initialisation
     by the metric ``score`` (higher better, or lower for a metric registered ``minimize``; or
-    a score of the weights, ``codenas.metrics.MODEL_SCORES``: ``synflow``); the
+    a score read through its gradients, ``codenas.metrics.MODEL_SCORES``: ``synflow``,
+    ``zico``); the
     best-scored one within a factor ``band`` of the sampler's own proposal's size is trained.
     """
 
@@ -329,7 +330,7 @@ class ScreenConfig(Frozen):
         from codenas.metrics import MODEL_SCORES, get_metric
 
         if value in MODEL_SCORES:
-            return value  # read from the weights (synflow), not from activations
+            return value  # read through gradients (synflow, zico), not from activations
         try:
             info = get_metric(value)
         except CodenasError as err:  # as a ValueError, pydantic names the key (screen.score)
@@ -338,7 +339,7 @@ class ScreenConfig(Frozen):
             raise ValueError(
                 f"{value!r} cannot score an untrained network from its activations alone "
                 "(it needs labels, factors or training, or has no better direction); "
-                "try effective_rank, activation_code_logdet, naswot, swap, meco or synflow"
+                "try effective_rank, activation_code_logdet, naswot, swap, meco, synflow or zico"
             )
         return value
 

@@ -9,8 +9,9 @@ with :func:`register_metric` in the file of its family and import that file here
 - :mod:`~codenas.metrics.codes`: binary on/off activation codes (NASWOT, SWAP) and MeCo;
 - :mod:`~codenas.metrics.disentanglement`: MIG, DCI, SAP, modularity against known factors;
 - :mod:`~codenas.metrics.labels`: class selectivity, label information, linear probes;
-- :mod:`~codenas.metrics.synflow`: synflow, a score of an untrained network's weights
-  (not of activations: ``MODEL_SCORES``, which the zero-cost rung reads by name).
+- :mod:`~codenas.metrics.gradients`: synflow and ZiCo, scores of an untrained network read
+  through its gradients (not its activations: ``MODEL_SCORES``, which the zero-cost rung reads
+  by name).
 """
 
 from codenas.metrics._common import discrete_entropy
@@ -44,6 +45,7 @@ from codenas.metrics.disentanglement import (
     sap,
     sap_continuous,
 )
+from codenas.metrics.gradients import MODEL_SCORES, synflow, zico
 from codenas.metrics.labels import (
     class_selectivity,
     label_information_per_unit,
@@ -61,7 +63,6 @@ from codenas.metrics.registry import (
     register_metric,
     register_run_metric,
 )
-from codenas.metrics.synflow import MODEL_SCORES, synflow
 
 __all__ = [
     "METRICS",
@@ -109,4 +110,5 @@ __all__ = [
     "twonn_dimension",
     "unique_codes_fraction",
     "unit_label_information",
+    "zico",
 ]

@@ -5,8 +5,9 @@ For each trial, the base sampler proposes ``candidates`` parameter sets (repeate
 per-parameter sample: for TPE, draws from its model of good trials; the code sampler's moves
 are one fixed proposal), each is built at
 initialisation (seed 0) and scored on one batch of training rows by the registered metric
-``score`` (milliseconds for an MLP, no training, no Optuna trial), or from its weights alone
-(``synflow``: one backward pass on a constant input). Among the candidates whose
+``score`` (milliseconds for an MLP, no training, no Optuna trial), or through its gradients
+(``synflow``: one backward pass on a constant input; ``zico``: one per half of the batch, with
+its targets). Among the candidates whose
 parameter count is within a factor ``band`` of the base sampler's own first proposal, the
 best-scored one is trained: the base sampler keeps choosing *how large* a network to try, and
 the code chooses *which one of that size*. Size bands, because every score measured grows with
@@ -71,8 +72,9 @@ def zero_cost_scorer(
     config: Config, data: Dataset, space: Space, metric: str, *, batch_size: int = 128
 ) -> Scorer:
     """A :data:`Scorer` for ``config``'s space and data: the registered ``metric`` of a
-    candidate at initialisation (seed 0), on a seeded batch of training rows, or a score of
-    its weights (``codenas.metrics.MODEL_SCORES``, e.g. ``synflow``), which reads no rows."""
+    candidate at initialisation (seed 0), on a seeded batch of training rows, or a score read
+    through its gradients on the same rows (``codenas.metrics.MODEL_SCORES``: ``synflow``,
+    which reads only their shape, or ``zico``, which needs their targets too)."""
     import torch
 
     from codenas.metrics import (
@@ -92,18 +94,19 @@ def zero_cost_scorer(
         net = build_model(spec)
         return net, float(sum(p.numel() for p in net.parameters() if p.requires_grad))
 
-    if metric in MODEL_SCORES:  # from the weights: no rows
-        read = MODEL_SCORES[metric]
-
-        def from_weights(params: Mapping[str, Any]) -> tuple[float, float]:
-            net, size = model(params)
-            return float(read(net, data.input_shape)), size
-
-        return from_weights
-
     rng = np.random.default_rng(config.data.seed)
     rows = rng.permutation(len(data.train))[: min(batch_size, len(data.train))]
     x = data.train.x[torch.as_tensor(rows)].cpu()
+    if metric in MODEL_SCORES:  # through the network's gradients (synflow, zico)
+        read = MODEL_SCORES[metric]
+        y = data.train.y[torch.as_tensor(rows)].cpu()
+
+        def from_gradients(params: Mapping[str, Any]) -> tuple[float, float]:
+            net, size = model(params)
+            return float(read(net, x, y)), size
+
+        return from_gradients
+
     codes = reads_codes([metric])
     sign = -1.0 if get_metric(metric).direction == "minimize" else 1.0
 

@@ -182,4 +182,67 @@ def test_synflow_is_minus_infinity_without_a_path_and_reads_conv_layers() -> Non
         narrow[4].bias.copy_(conv[4].bias)
     assert np.isfinite(synflow(conv, (1, 6, 6)))
     assert synflow(conv, (1, 6, 6)) > synflow(narrow, (1, 6, 6))  # more paths, more flow
-    assert MODEL_SCORES["synflow"] is synflow
+    assert MODEL_SCORES["synflow"](conv, torch.zeros(2, 1, 6, 6), torch.zeros(2)) == synflow(
+        conv, (1, 6, 6)
+    )
+
+
+# ------------------------------------------------------------------------------------ ZiCo
+
+
+def _product_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (out * y).sum()  # d/dW of sum(y * W x) is sum_i y_i x_i': a gradient we choose
+
+
+def test_zico_of_one_layer_with_chosen_gradients_is_the_sum_of_mean_over_std() -> None:
+    """Gradients (1, 0) and (3, 2) over two batches: mean |g| = (2, 1), s.d. = (1, 1), so
+    ZiCo = log(2/1 + 1/1) = log 3. Accumulated gradients (the authors' released code) would give
+    (1, 0) and (4, 2): log(2.5/1.5 + 1), which the test tells apart."""
+    from codenas.metrics import zico
+
+    net = nn.Linear(2, 1, bias=False)
+    before = net.weight.detach().clone()
+    batches = [
+        (torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0]])),
+        (torch.tensor([[3.0, 2.0]]), torch.tensor([[1.0]])),
+    ]
+    assert zico(net, batches, _product_loss) == pytest.approx(np.log(3.0), rel=1e-12)
+    assert torch.equal(net.weight, before) and net.weight.grad is None  # left untouched
+    with pytest.raises(ValueError, match="two batches"):
+        zico(net, batches[:1], _product_loss)
+
+
+def test_zico_sums_the_log_of_each_layer_and_skips_weights_that_do_not_vary() -> None:
+    """Two layers: each adds the log of its own sum; a weight whose gradient is the same in
+    every batch (s.d. 0) is left out rather than dividing by zero."""
+    from codenas.metrics import zico
+
+    net = nn.Sequential(nn.Linear(2, 1, bias=False), nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 1.0]]))
+        net[1].weight.fill_(2.0)
+    # out = 2 (x1 + x2); dL/dW1 = y * 2 * x, dL/dW2 = y * (x1 + x2)
+    batches = [
+        (torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0]])),
+        (torch.tensor([[2.0, 1.0]]), torch.tensor([[1.0]])),
+    ]
+    # W1 gradients (2, 2) and (4, 2): only the first varies, mean 3, s.d. 1 -> log 3.
+    # W2 gradients 2 and 3: mean 2.5, s.d. 0.5 -> log 5.
+    expected = np.log(3.0) + np.log(5.0)
+    assert zico(net, batches, _product_loss) == pytest.approx(expected, rel=1e-12)
+
+
+def test_zico_by_name_reads_two_halves_of_the_rows_with_the_task_s_loss() -> None:
+    import torch.nn.functional as F
+
+    from codenas.metrics import MODEL_SCORES, zico
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, labels = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    halves = [(x[:8], labels[:8]), (x[8:], labels[8:])]
+    assert MODEL_SCORES["zico"](net, x, labels) == zico(net, halves, F.cross_entropy)
+    targets = torch.randn(16, 3)  # float targets: a regression, the mean squared error
+    assert MODEL_SCORES["zico"](net, x, targets) == zico(
+        net, [(x[:8], targets[:8]), (x[8:], targets[8:])], F.mse_loss
+    )

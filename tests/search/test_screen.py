@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -94,7 +95,28 @@ def test_a_weights_score_screens_without_rows(tmp_path: Path) -> None:
     assert score({**params, "width": 32})[0] > value
 
 
-@pytest.mark.parametrize("score", ["effective_rank", "synflow"])
+def test_zico_screens_on_the_rows_and_their_labels() -> None:
+    """``zico`` reads the gradients of the training loss on the scorer's seeded rows."""
+    import torch.nn.functional as F
+
+    from codenas.metrics import zico
+    from codenas.spaces import build_model
+
+    config = codenas.load_config(None, [])
+    data = load_dataset(config.data)
+    space = get_space(config.space.name)(config.space)
+    score = zero_cost_scorer(config, data, space, "zico", batch_size=64)
+    params = {"depth": 2, "width": 16, "shape": "constant", "activation": "relu", "dropout": 0.0}
+    value, _ = score(params)
+    rows = torch.as_tensor(np.random.default_rng(config.data.seed).permutation(len(data.train)))
+    x, y = data.train.x[rows[:64]], data.train.y[rows[:64]]
+    spec = space.sample(optuna.trial.FixedTrial(params), data.input_shape, data.n_outputs)
+    torch.manual_seed(0)  # as the scorer builds it
+    expected = zico(build_model(spec), [(x[:32], y[:32]), (x[32:], y[32:])], F.cross_entropy)
+    assert np.isfinite(value) and value == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("score", ["effective_rank", "synflow", "zico"])
 def test_search_screen_in_a_config_screens_the_search_s_trials(tmp_path: Path, score: str) -> None:
     config = codenas.load_config(
         None,
