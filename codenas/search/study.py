@@ -68,13 +68,16 @@ def make_sampler(
     config: Config, seed: int, *, data: Dataset | None = None, space: Space | None = None
 ) -> optuna.samplers.BaseSampler:
     """The registered sampler ``study.sampler`` (:mod:`codenas.search.samplers.registry`),
+    modelling only the trials built from their parameters (a right-sized or seeded trial's
+    recorded ``width``/``shape`` are not its widths: :mod:`codenas.search.samplers.modelled`),
     behind the zero-cost screen ``search.screen`` when one is set (and the data is given)."""
+    from codenas.search.samplers.modelled import ModelledSampler
     from codenas.search.samplers.registry import get_sampler
     from codenas.search.screen import screened
 
     plugin = get_sampler(config.study.sampler)
     sampler = plugin.make(seed, config.study.sampler_options, config=config, data=data, space=space)
-    return screened(sampler, config.search.screen, config, data, space)
+    return screened(ModelledSampler(sampler), config.search.screen, config, data, space)
 
 
 # ----------------------------------------------------------------------------- preparation

@@ -188,7 +188,7 @@ def test_every_sampler_handles_the_objectives(tmp_path: Path, name: str) -> None
 
 def test_sampler_options_are_passed_and_checked(tmp_path: Path) -> None:
     config = make_config(tmp_path, ["study.sampler_options={n_startup_trials: 3}"])
-    assert make_sampler(config, 0)._n_startup_trials == 3
+    assert make_sampler(config, 0).base._n_startup_trials == 3
     bad = make_config(tmp_path, ["study.sampler_options={n_startup: 3}"])
     with pytest.raises(codenas.ConfigError, match=r"study\.sampler_options: .*n_startup"):
         make_sampler(bad, 0)

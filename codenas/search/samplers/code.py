@@ -58,6 +58,7 @@ from codenas.search._optuna_private import (
     queued_params,
     set_trial_user_attrs,
 )
+from codenas.search.samplers.modelled import built_from_params
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -273,7 +274,8 @@ class CodeSampler(BaseSampler):
     def _modelled(study: Study) -> Study:
         """The study as the base sampler models it: without the move children, whose recorded
         ``depth``/``width``/``shape`` (the parent's, clipped) are not the widths they were built
-        with; warm-start and base-sampler trials are built from their parameters."""
+        with, nor any other trial whose widths a user attribute fixed (a right-sized or seeded
+        one); warm-start and base-sampler trials are built from their parameters."""
         return StudyView(study, _built_from_params)  # type: ignore[return-value]
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -472,8 +474,9 @@ class CodeSampler(BaseSampler):
 
 
 def _built_from_params(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` was built from its recorded parameters (not a move's child)."""
-    return trial.user_attrs.get(RULE_ATTR) not in rules.RULES
+    """Whether ``trial`` was built from its recorded parameters (not a move's child, nor a trial
+    whose widths a space's layer-field attribute fixed)."""
+    return trial.user_attrs.get(RULE_ATTR) not in rules.RULES and built_from_params(trial)
 
 
 def _fit(value: Any, dist: BaseDistribution) -> Any:
