@@ -171,3 +171,26 @@ def test_the_readme_picking_block_runs_in_a_folder_with_two_studies(
         assert code == 0, f"`{command}`: {err}"
         assert "factors-mlp" not in out or command.endswith("factors-mlp"), command
     assert "Pareto front of study 'factors-mlp'" in out
+
+
+@pytest.mark.slow
+def test_the_readme_python_api_block_runs(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's "Python API" block, as written but for its budget (2 trials, 1 epoch) and
+    the path of its packaged config, in an empty folder (its stores land there)."""
+    readme = (ROOT / "README.md").read_text()
+    block = _blocks(readme.split("## Python API")[1])[0]
+    budget = '["train.epochs=5"]'
+    assert budget in block and "n_trials=20" in block and '"configs/' in block
+    small = '["train.epochs=1", "train.threads=1", "metrics.samples=200"]'
+    code = block.replace(budget, small).replace("n_trials=20", "n_trials=2")
+    code = code.replace('"configs/', f'"{ROOT}/configs/')
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md (Python API)", "exec"), namespace)
+    assert (workdir / "optuna.db").exists()
+    assert len(namespace["rows"]) >= 1  # type: ignore[arg-type]
+    assert len(namespace["scores"]) == 1  # type: ignore[arg-type]
+    # A pick, or (1 epoch) the closest members printed by the block's except clause.
+    if "choice" not in namespace:
+        assert "needs >= 0.95" in capsys.readouterr().out

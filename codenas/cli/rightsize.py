@@ -10,7 +10,6 @@ from codenas.cli._common import (
     resolve_study,
     tracking_for_study,
 )
-from codenas.urls import mask_url
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -119,10 +118,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"already in the study as trial {number}; not queued again")
     if not args.run:
         print(
-            "\nnext: run it with --run, or with the next search of this study (codenas worker "
-            f"--study {study.study_name} --storage {mask_url(args.storage)} --trials 1)"
+            "\nnext: run it with --run (this command again), or with the next search of this "
+            "study, which runs queued trials first"
         )
         return 0
+    earlier = [
+        t.number
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "WAITING" and t.number < number
+    ]
+    if earlier:
+        # Optuna hands out waiting trials oldest first: the proposal runs after these.
+        print(
+            f"running the trials queued before it first (Optuna runs the oldest first): "
+            f"{', '.join(map(str, earlier))}"
+        )
     trial = run_queued(config, study, number)
     from codenas.decisions.picking import format_values
     from codenas.search.pareto import objective_names, row_of

@@ -295,3 +295,30 @@ def test_rightsize_refuses_a_trial_that_is_not_complete(tmp_path: Path) -> None:
         propose(study, 0, config=make_config(tmp_path))
     with pytest.raises(ConfigError, match=r"--trial 5: study .* has trials 0..0"):
         propose(study, 5, config=make_config(tmp_path))
+
+
+@pytest.mark.slow
+def test_run_says_which_queued_trials_run_before_the_proposal(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    searched = searched_study(tmp_path_factory.getbasetemp())
+    study = searched.study()
+    done = [t for t in study.trials if t.state.name == "COMPLETE" and "spec" in t.user_attrs]
+    widest = max(done, key=lambda t: sum(t.user_attrs["spec"]["widths"]))
+    # A trial a user queued earlier: Optuna runs waiting trials oldest first.
+    study.enqueue_trial(dict(done[0].params))
+    earlier = max(t.number for t in searched.study().trials)
+    args = ["rightsize", "--storage", searched.storage, "--tracking-uri", searched.tracking]
+    args += ["--trial", str(widest.number), "--keep-depth", "--margin", "1.0", "--run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    # After 1 epoch the widest trial uses less than its width.
+    assert "nothing to cut" not in out, out
+    assert (
+        f"running the trials queued before it first (Optuna runs the oldest first): {earlier}\n"
+        in out
+    )
+    fresh = searched.study()
+    assert fresh.trials[earlier].state.name == "COMPLETE"
+    assert fresh.trials[earlier + 1].state.name == "COMPLETE"
+    assert f"trial {earlier + 1} (COMPLETE)" in out
