@@ -56,12 +56,13 @@ def first_line(err: BaseException, limit: int | None = 300, *, with_type: bool =
     return f"{type(err).__name__}: {line}" if with_type else line
 
 
-def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
-    """Format "unknown <kind> 'x'. Did you mean 'y'? Available: a, b, c"."""
+def unknown_name_message(kind: str, name: str, available: Iterable[str], where: str = "") -> str:
+    """Format "unknown <kind> 'x'[ in <where>]. Did you mean 'y'? Available: a, b, c"."""
     names = sorted(available)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Available: {', '.join(names)}"
+    place = f" in {where}" if where else ""
+    return f"unknown {kind} {name!r}{place}.{hint} Available: {', '.join(names)}"
 
 
 class _WarningLines(logging.Handler):

@@ -198,10 +198,18 @@ def recorded_names(rows: Iterable[FrontRow]) -> list[str]:
     return sorted(names)
 
 
-def check_names(names: Iterable[str], rows: Sequence[FrontRow], study_name: str) -> None:
-    """Raise a "did you mean" error for a name no front member recorded."""
+def check_names(
+    names: Iterable[str],
+    rows: Sequence[FrontRow],
+    study_name: str,
+    labels: Sequence[str] | None = None,
+) -> None:
+    """Raise a "did you mean" error for a name no front member recorded; ``labels`` (one per
+    name: the option that gave it, ``--require 'x>=1'``) start the line."""
     known = recorded_names(rows)
-    for name in names:
+    names = list(names)
+    labels = list(labels) if labels is not None else [""] * len(names)
+    for name, label in zip(names, labels, strict=True):
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -221,6 +229,7 @@ def check_names(names: Iterable[str], rows: Sequence[FrontRow], study_name: str)
         except (KeyError, ValueError):
             pass
         raise UnknownNameError(
+            f"{label + ': ' if label else ''}"
             f"unknown metric {name!r} in study {study_name!r}.{hint}{registered} "
             f"Recorded: {', '.join(shown)}{tail}"
         )
@@ -414,6 +423,8 @@ def pick(
         [r.metric for r in requirements] + ([preferred] if preferred else []),
         front,
         study.study_name,
+        [f"--require {t!r}" if isinstance(t, str) else "" for t in require]
+        + ([f"--prefer {prefer!r}"] if preferred else []),
     )
 
     direction = None if prefer is None else metric_direction(prefer, objectives, directions)

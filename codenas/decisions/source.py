@@ -309,6 +309,8 @@ def resolve(
         )
         if given
     ]
+    if not kinds and study is not None:
+        raise ConfigError(f"--study {study}: which trial? give --trial N (codenas front {study})")
     if len(kinds) != 1:
         raise ConfigError(
             "give one source: an MLflow RUN_ID, --trial N (with --study/--storage), or "

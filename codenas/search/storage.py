@@ -322,10 +322,12 @@ def load_study(study_name: str | None, storage_url: str) -> optuna.Study:
         else:
             listing = ", ".join(names) if names else "none"
             raise ConfigError(
-                f"{storage_url}: name the study with --study (studies there: {listing})"
+                f"{mask_url(storage_url)}: name the study with --study (studies there: {listing})"
             )
     if study_name not in names:
-        raise UnknownNameError(unknown_name_message(f"study in {storage_url}", study_name, names))
+        raise UnknownNameError(
+            unknown_name_message("study", study_name, names, where=mask_url(storage_url))
+        )
     return optuna.load_study(study_name=study_name, storage=storage)
 
 

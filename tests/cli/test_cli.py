@@ -188,7 +188,7 @@ def test_worker_joins_a_study_without_its_config(
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     code, _, err = run_cli(capsys, "worker", "--storage", storage, "--study", "nope")
-    assert code == 2 and "unknown study" in err
+    assert code == 2 and f"unknown study 'nope' in {storage}." in err
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,9 @@ def test_a_spec_file_and_weights_are_a_source(tmp_path: Path) -> None:
         resolve(spec=str(path), weights=str(tmp_path / "missing.pt"))
     with pytest.raises(ConfigError, match="give one source"):
         resolve(run_id="abc", trial=1)
+    # A study without its trial: the line says what is missing, not "got none".
+    with pytest.raises(ConfigError, match=r"^--study s: which trial\? give --trial N"):
+        resolve(study="s")
 
 
 def test_out_writes_a_network_that_loads_back_as_a_source(tmp_path: Path, capsys) -> None:

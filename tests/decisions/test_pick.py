@@ -219,12 +219,13 @@ def test_requirement_parsing() -> None:
 def test_unknown_metric_says_did_you_mean() -> None:
     study = front_study([(0.99, 10000), (0.97, 2000)], metrics=[{"effective_rank/layer_0": 3}] * 2)
     with pytest.raises(
-        UnknownNameError, match=r"unknown metric 'val_acc'.*Did you mean 'val_accuracy'"
+        UnknownNameError,
+        match=r"^--require 'val_acc>=0.9': unknown metric 'val_acc'.*Did you mean 'val_accuracy'",
     ):
         pick(study, require=["val_acc>=0.9"])
     with pytest.raises(UnknownNameError, match=r"is a codenas metric, but this study did not"):
         pick(study, prefer="mig")
-    with pytest.raises(UnknownNameError, match=r"effective_rank/layer_K"):
+    with pytest.raises(UnknownNameError, match=r"^--prefer 'efective_rank': .*layer_K"):
         pick(study, prefer="efective_rank")
 
 
