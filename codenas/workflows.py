@@ -64,7 +64,8 @@ def front_reports(study: optuna.Study, config: Config, *, log: bool, progress: b
     """Write the neural-code report of each Pareto member that has none yet
     (``tracking.report``); a member's existing ``trial-N/report.html`` is kept, not redone.
 
-    Each report re-trains its network: with ``progress``, a bar counts them on stderr. A
+    Each report loads the member's kept weights (re-trains it where none were kept): with
+    ``progress``, a bar counts them on stderr. A
     report never fails a finished search: a problem is one warning line.
     """
     if not config.tracking.report or not study.best_trials:
@@ -81,9 +82,14 @@ def front_reports(study: optuna.Study, config: Config, *, log: bool, progress: b
         from tqdm.auto import tqdm
 
         if progress:
+            source = (
+                "from the weights they kept"
+                if config.study.keep_weights
+                else "re-training each (study.keep_weights is off)"
+            )
             print(
-                f"writing the neural-code reports of {len(todo)} Pareto member(s), from "
-                "the weights they kept (tracking.report: false skips them)...",
+                f"writing the neural-code reports of {len(todo)} Pareto member(s), {source} "
+                "(tracking.report: false skips them)...",
                 file=sys.stderr,
             )
         bar = tqdm(
