@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from codenas import decisions, evaluation, metrics, search, spaces, tracking, workflows
     from codenas.config import Config, load_config
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 # Imported on first use, so that `codenas --help` and `import codenas.errors` do not pay for
 # torch, scipy and MLflow.

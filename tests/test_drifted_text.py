@@ -69,3 +69,18 @@ def test_queued_trials_are_not_counted_as_trials_so_far(
     err = capsys.readouterr().err
     assert "study 'tiny': 0 trials so far, 2 more (2 queued, run first);" in err
     assert len(optuna.load_study(study_name="tiny", storage=config.study.storage).trials) == 2
+
+
+def test_the_version_is_the_one_the_changelog_is_heading_for() -> None:
+    """`codenas --version` is what a bug report quotes: the package's version, and the release
+    the CHANGELOG's unreleased section is written for."""
+    import re
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert codenas.__version__ == project["version"]
+    heading = re.search(r"^## Unreleased \((\S+)\)", (root / "CHANGELOG.md").read_text(), re.M)
+    if heading is not None:  # between releases: a dev version of the release to come
+        assert codenas.__version__ == f"{heading[1]}.dev0"
