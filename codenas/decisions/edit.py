@@ -834,7 +834,8 @@ class Edit:
                 f"{'raised' if self.rule.predict is not None else 'lowered'} by "
                 f"{self.shift:.2f}, margin {self.margin:.2f}), keeping the code of "
                 f"{self.ordinary:,} ordinary training rows (second moment, ridge "
-                f"{self.ridge:g}); weights moved by {100 * self.weight_change:.1f}%; "
+                f"{self.ridge:g}); a change of {100 * self.weight_change:.1f}% of the head's "
+                "weight norm, along what ordinary rows barely use; "
                 f"{self.seconds['edit']:.3f} s CPU, no gradient step"
             )
         lines = [
