@@ -193,6 +193,11 @@ ARMS: dict[str, list[str]] = {
     # one arm with a reason to help a CNN), tpe-screen level or below; on the MLP tasks,
     # synflow's rung level with TPE or below. One held-out CNN task cannot meet the rule (3
     # held-out wins): no default changes on this round alone.
+    # Sixth round, stated before it ran: the fifth round's one lead, tpe-screen on bars
+    # (+0.038 [-0.017, +0.081] at a third of TPE's CPU, seeds 0-4), replicated on seeds 5-9
+    # (new data and task seeds, no truth cached), tpe and tpe-screen only. Expected: level
+    # with TPE (the lead was inside the seed spread, 0.054). Whatever it shows, one CNN task
+    # cannot meet the rule (3 held-out wins): no default changes.
     "tpe-screen-synflow": [
         "study.sampler=tpe",
         f"search.screen={json.dumps({'score': 'synflow', 'candidates': 8})}",
