@@ -32,12 +32,13 @@ import numpy as np
 from optuna.samplers import BaseSampler
 
 from codenas.search._optuna_private import set_trial_user_attrs
+from codenas.search.samplers.modelled import DelegatingSampler
 
 if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
     from optuna.study import Study
-    from optuna.trial import FrozenTrial, TrialState
+    from optuna.trial import FrozenTrial
 
     from codenas.config import Config
     from codenas.config.models import ScreenConfig
@@ -119,7 +120,7 @@ def zero_cost_scorer(
     return score
 
 
-class ScreenedSampler(BaseSampler):
+class ScreenedSampler(DelegatingSampler):
     """``base`` with a zero-cost screen of its relative proposals (module docstring).
 
     Args:
@@ -134,12 +135,10 @@ class ScreenedSampler(BaseSampler):
     ) -> None:
         from optuna.search_space import IntersectionSearchSpace
 
-        self.base, self.scorer = base, scorer
+        super().__init__(base)
+        self.scorer = scorer
         self.candidates, self.band = int(candidates), float(band)
         self._space = IntersectionSearchSpace()
-
-    def reseed_rng(self) -> None:
-        self.base.reseed_rng()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -182,27 +181,6 @@ class ScreenedSampler(BaseSampler):
             },
         )
         return draws[pick]
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self.base.after_trial(study, trial, state, values)
 
 
 def screened(

@@ -41,21 +41,58 @@ def modelled(study: Study) -> Study:
     return StudyView(study, built_from_params)  # type: ignore[return-value]
 
 
-class ModelledSampler(BaseSampler):
-    """``base``, sampling from the trials built from their parameters (module docstring).
-
-    Args:
-        base: any Optuna sampler; ``study.sampler.base`` is it.
-    """
+class DelegatingSampler(BaseSampler):
+    """A sampler in front of ``base``: every call goes to ``base`` as it is, unless a subclass
+    changes it (:class:`ModelledSampler`, :class:`codenas.search.screen.ScreenedSampler`)."""
 
     def __init__(self, base: BaseSampler) -> None:
         self.base = base
 
     def __repr__(self) -> str:
-        return f"ModelledSampler({self.base!r})"
+        return f"{type(self).__name__}({self.base!r})"
 
     def reseed_rng(self) -> None:
         self.base.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+
+class ModelledSampler(DelegatingSampler):
+    """``base``, sampling from the trials built from their parameters (module docstring);
+    ``before_trial``/``after_trial`` see the whole study.
+
+    Args:
+        base: any Optuna sampler; ``study.sampler.base`` is it.
+    """
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -75,15 +112,3 @@ class ModelledSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         return self.base.sample_independent(modelled(study), trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self.base.after_trial(study, trial, state, values)
